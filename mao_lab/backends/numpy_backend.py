@@ -1,0 +1,422 @@
+"""The numpy backend: the reference implementation (the specification) of every primitive.
+
+Runs float32 for training and float64 for gradient checks. The OpenCL backend overrides
+the same method names; the conformance suite compares both against this one in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..errors import ConfigError, ShapeError
+from . import _checks as C
+from .base import Backend, DeviceInfo, dropout_uniform
+
+
+def _act(y: np.ndarray, kind: str) -> np.ndarray:
+    """Apply activation ``kind`` to ``y`` in place and return it."""
+    if kind == "relu":
+        np.maximum(y, 0, out=y)
+    elif kind == "sigmoid":
+        # 1 / (1 + exp(-y)) without overflow warnings for large |y|
+        np.negative(y, out=y)
+        np.clip(y, -88.0, 88.0, out=y)
+        np.exp(y, out=y)
+        y += 1
+        np.reciprocal(y, out=y)
+    elif kind == "tanh":
+        np.tanh(y, out=y)
+    elif kind == "softmax":
+        y -= y.max(axis=-1, keepdims=True)
+        np.exp(y, out=y)
+        y /= y.sum(axis=-1, keepdims=True)
+    return y
+
+
+def _windows(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
+    """Strided view (B, C, OH, OW, KH, KW) of padded input ``xp`` (no copy)."""
+    b, c, _, _ = xp.shape
+    s = xp.strides
+    return as_strided(
+        xp, (b, c, oh, ow, kh, kw), (s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]),
+        writeable=False,
+    )
+
+
+def _pad(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:
+    t, bo, le, r = padding
+    if not any(padding):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (t, bo), (le, r)), constant_values=value)
+
+
+class NumpyBackend(Backend):
+    """Host CPU backend on numpy (SIMD + the BLAS numpy links).
+
+    Example:
+        >>> be = NumpyBackend()
+        >>> be.gemm(be.asarray([[1.0, 2.0]]), be.asarray([[3.0], [4.0]])).tolist()
+        [[11.0]]
+    """
+
+    kind = "numpy"
+
+    def __init__(self) -> None:
+        from .inventory import numpy_device_info
+
+        self.info = numpy_device_info()
+
+    # ---- memory -------------------------------------------------------------------------
+    def asarray(self, x, dtype=None) -> np.ndarray:
+        """Host data -> device array (a contiguous copy; float32 unless ``dtype``)."""
+        a = np.asarray(x)
+        if dtype is None:
+            dtype = a.dtype if a.dtype in (np.float64, np.int32, np.int64) else np.float32
+        return np.array(a, dtype=dtype, order="C", copy=True)
+
+    def to_host(self, a) -> np.ndarray:
+        """Device array -> numpy array (waits for pending work)."""
+        return np.asarray(a)
+
+    def empty(self, shape, dtype=np.float32) -> np.ndarray:
+        return np.empty(shape, dtype=dtype)
+
+    def zeros(self, shape, dtype=np.float32) -> np.ndarray:
+        return np.zeros(shape, dtype=dtype)
+
+    def copy(self, a) -> np.ndarray:
+        return np.array(a, copy=True)
+
+    def reshape(self, a, shape) -> np.ndarray:
+        """A view with a new shape (same number of elements)."""
+        try:
+            return a.reshape(shape)
+        except ValueError as exc:
+            raise ShapeError(f"reshape: cannot view shape {a.shape} as {shape}") from exc
+
+    def synchronize(self) -> None:
+        """Wait until all queued work is done (numpy is synchronous)."""
+
+    def fill(self, a, value: float) -> None:
+        a.fill(value)
+
+    # ---- BLAS ---------------------------------------------------------------------------
+    def gemm(self, a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
+             bias=None, activation="linear"):
+        """out = act(alpha * op(a) @ op(b) + beta * out + bias).
+
+        a: (M, K) or (K, M) if trans_a; b: (K, N) or (N, K) if trans_b; bias: (N,);
+        out: (M, N). Returns out (allocated when None; then beta must be 0).
+        """
+        m, n, _ = C.gemm_dims(a, b, trans_a, trans_b)
+        C.check_activation(activation, "gemm")
+        C.check_float("a", a, "gemm")
+        C.check_same_dtype("gemm", a=a, b=b, out=out, bias=bias)
+        if bias is not None:
+            C.check_shape("bias", bias, (n,), "gemm")
+        opa = a.T if trans_a else a
+        opb = b.T if trans_b else b
+        if out is None:
+            if beta != 0:
+                raise ConfigError("gemm: beta != 0 needs an 'out' array to accumulate into")
+            out = np.matmul(opa, opb)
+            if alpha != 1:
+                out *= alpha
+        else:
+            C.check_shape("out", out, (m, n), "gemm")
+            if beta == 0 and alpha == 1:
+                np.matmul(opa, opb, out=out)
+            else:
+                prod = np.matmul(opa, opb)
+                if beta == 0:
+                    np.multiply(prod, alpha, out=out)
+                else:
+                    out *= beta
+                    out += prod if alpha == 1 else alpha * prod
+        if bias is not None:
+            out += bias
+        return _act(out, activation)
+
+    # ---- activations --------------------------------------------------------------------
+    def activation_forward(self, x, kind: str, out=None):
+        """y = act(x), elementwise (softmax: over the last axis). x: any shape."""
+        C.check_activation(kind, "activation_forward")
+        if out is None:
+            out = np.array(x, copy=True)
+        else:
+            np.copyto(out, x)
+        return _act(out, kind)
+
+    def activation_backward(self, dy, y, kind: str, out=None):
+        """dx from dy and the forward *output* y (same shapes)."""
+        C.check_activation(kind, "activation_backward")
+        if dy.shape != y.shape:
+            raise ShapeError(f"activation_backward: dy {dy.shape} and y {y.shape} differ")
+        if kind == "linear":
+            dx = np.array(dy, copy=True)
+        elif kind == "relu":
+            dx = dy * (y > 0)
+        elif kind == "sigmoid":
+            dx = dy * y * (1 - y)
+        elif kind == "tanh":
+            dx = dy * (1 - y * y)
+        else:  # softmax over the last axis
+            dx = y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+        if out is None:
+            return dx.astype(dy.dtype, copy=False)
+        np.copyto(out, dx)
+        return out
+
+    # ---- losses -------------------------------------------------------------------------
+    def _targets(self, labels, shape, op):
+        b, k = shape
+        if labels.ndim == 1:
+            if labels.shape[0] != b:
+                raise ShapeError(f"{op}: {labels.shape[0]} labels for a batch of {b}")
+            if labels.dtype.kind not in "iu":
+                raise ShapeError(f"{op}: 1-D labels must be integer class ids")
+            t = np.zeros(shape, dtype=np.float64)
+            t[np.arange(b), labels] = 1
+            return t
+        C.check_shape("labels", labels, shape, op)
+        return labels
+
+    def softmax_cross_entropy_forward(self, logits, labels):
+        """logits: (B, K); labels: (B,) int or (B, K) probabilities -> (probs, loss (B,))."""
+        C.check_ndim("logits", logits, 2, "softmax_cross_entropy_forward")
+        t = self._targets(labels, logits.shape, "softmax_cross_entropy_forward")
+        z = logits - logits.max(axis=1, keepdims=True)
+        logsum = np.log(np.exp(z).sum(axis=1, keepdims=True))
+        logp = z - logsum
+        loss = -(t * logp).sum(axis=1)
+        return np.exp(logp).astype(logits.dtype), loss.astype(logits.dtype)
+
+    def softmax_cross_entropy_backward(self, probs, labels, scale: float = 1.0):
+        """d loss / d logits = (probs - targets) * scale; probs: (B, K)."""
+        t = self._targets(labels, probs.shape, "softmax_cross_entropy_backward")
+        return ((probs - t) * scale).astype(probs.dtype)
+
+    def mse_forward(self, y, t):
+        """Per-sample sum of squared errors: y, t: (B, ...) -> (B,)."""
+        C.check_shape("target", t, y.shape, "mse_forward")
+        d = (y - t).reshape(y.shape[0], -1)
+        return np.einsum("ij,ij->i", d, d)
+
+    def mse_backward(self, y, t, scale: float = 1.0):
+        """d/dy of scale * sum((y - t)**2) = 2 * scale * (y - t)."""
+        C.check_shape("target", t, y.shape, "mse_backward")
+        return ((y - t) * (2 * scale)).astype(y.dtype)
+
+    # ---- reductions and elementwise -------------------------------------------------------
+    def reduce_sum(self, x, axis, out=None, beta: float = 0.0):
+        """Sum over ``axis`` (int or tuple); out = sum + beta * out."""
+        s = x.sum(axis=axis, dtype=np.float64 if x.dtype == np.float64 else None)
+        if out is None:
+            return np.asarray(s, dtype=x.dtype)
+        C.check_shape("out", out, np.shape(s), "reduce_sum")
+        if beta == 0:
+            out[...] = s
+        else:
+            out *= beta
+            out += s
+        return out
+
+    def argmax(self, x, axis: int = -1):
+        """Index of the largest value along ``axis`` (int32)."""
+        return np.argmax(x, axis=axis).astype(np.int32)
+
+    def add(self, a, b, out=None):
+        return np.add(a, b, out=out)
+
+    def mul(self, a, b, out=None):
+        return np.multiply(a, b, out=out)
+
+    def scale(self, a, alpha: float, out=None):
+        return np.multiply(a, a.dtype.type(alpha), out=out)
+
+    def axpy(self, alpha: float, x, y) -> None:
+        """y += alpha * x, in place."""
+        if x.shape != y.shape:
+            raise ShapeError(f"axpy: x {x.shape} and y {y.shape} differ")
+        y += y.dtype.type(alpha) * x
+
+    # ---- convolution ----------------------------------------------------------------------
+    def conv2d_forward(self, x, w, bias=None, *, stride=(1, 1), padding=(0, 0, 0, 0),
+                       activation="linear"):
+        """x: (B, C, H, W), w: (F, C, KH, KW), bias: (F,) -> act(conv + bias) (B, F, OH, OW)."""
+        oh, ow = C.conv_dims(x.shape, w.shape, stride, padding, "conv2d_forward")
+        C.check_activation(activation, "conv2d_forward")
+        C.check_same_dtype("conv2d_forward", x=x, w=w, bias=bias)
+        f, c, kh, kw = w.shape
+        b = x.shape[0]
+        cols = _windows(_pad(x, padding), kh, kw, *stride, oh, ow)
+        # (B, OH, OW, C, KH, KW) @ (C*KH*KW, F) -> (B, OH, OW, F)
+        cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(b * oh * ow, c * kh * kw)
+        y = cols @ w.reshape(f, -1).T
+        if bias is not None:
+            y += bias
+        y = np.ascontiguousarray(y.reshape(b, oh, ow, f).transpose(0, 3, 1, 2))
+        return _act(y, activation)
+
+    def conv2d_backward_data(self, dy, w, x_shape, *, stride=(1, 1), padding=(0, 0, 0, 0)):
+        """dx (B, C, H, W) from dy (B, F, OH, OW) and w (F, C, KH, KW)."""
+        oh, ow = C.conv_dims(x_shape, w.shape, stride, padding, "conv2d_backward_data")
+        C.check_shape("dy", dy, (x_shape[0], w.shape[0], oh, ow), "conv2d_backward_data")
+        f, c, kh, kw = w.shape
+        b, _, h, wd = x_shape
+        t, bo, le, r = padding
+        sh, sw = stride
+        # dcols: (B, OH, OW, C, KH, KW)
+        dcols = (dy.transpose(0, 2, 3, 1).reshape(-1, f) @ w.reshape(f, -1))
+        dcols = dcols.reshape(b, oh, ow, c, kh, kw)
+        dxp = np.zeros((b, c, h + t + bo, wd + le + r), dtype=dy.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += dcols[:, :, :, :, i, j].transpose(
+                    0, 3, 1, 2)
+        return np.ascontiguousarray(dxp[:, :, t:t + h, le:le + wd])
+
+    def conv2d_backward_filter(self, dy, x, w_shape, *, stride=(1, 1), padding=(0, 0, 0, 0),
+                               out=None, beta: float = 0.0):
+        """dw (F, C, KH, KW) from dy (B, F, OH, OW) and x; out = dw + beta * out."""
+        oh, ow = C.conv_dims(x.shape, w_shape, stride, padding, "conv2d_backward_filter")
+        C.check_shape("dy", dy, (x.shape[0], w_shape[0], oh, ow), "conv2d_backward_filter")
+        f, c, kh, kw = w_shape
+        cols = _windows(_pad(x, padding), kh, kw, *stride, oh, ow)
+        cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(-1, c * kh * kw)
+        dw = (dy.transpose(1, 0, 2, 3).reshape(f, -1) @ cols).reshape(w_shape)
+        if out is None:
+            return dw
+        if beta == 0:
+            out[...] = dw
+        else:
+            out *= beta
+            out += dw
+        return out
+
+    # ---- pooling --------------------------------------------------------------------------
+    def maxpool2d_forward(self, x, pool, *, stride=None, padding=(0, 0, 0, 0)):
+        """x: (B, C, H, W) -> (y (B, C, OH, OW), idx int32 flat indices into x)."""
+        stride = tuple(stride or pool)
+        oh, ow = C.window_dims(x.shape, pool, stride, padding, "maxpool2d_forward")
+        b, c, h, w = x.shape
+        xp = _pad(x, padding, -np.inf)
+        win = _windows(xp, *pool, *stride, oh, ow).reshape(b, c, oh, ow, -1)
+        k = win.argmax(axis=-1)
+        y = np.take_along_axis(win, k[..., None], axis=-1)[..., 0]
+        # window position -> coordinates in the unpadded x
+        ki, kj = np.divmod(k, pool[1])
+        rows = np.arange(oh)[:, None] * stride[0] + ki - padding[0]
+        cols = np.arange(ow)[None, :] * stride[1] + kj - padding[2]
+        plane = (np.arange(b)[:, None] * c + np.arange(c)[None, :]) * (h * w)
+        idx = plane[:, :, None, None] + rows * w + cols
+        return np.ascontiguousarray(y), idx.astype(np.int32)
+
+    def maxpool2d_backward(self, dy, idx, x_shape):
+        """dx (B, C, H, W): each dy routed to the input element its max came from."""
+        if dy.shape != idx.shape:
+            raise ShapeError(f"maxpool2d_backward: dy {dy.shape} and idx {idx.shape} differ")
+        size = int(np.prod(x_shape))
+        dx = np.bincount(idx.ravel(), weights=dy.ravel(), minlength=size)
+        return dx.astype(dy.dtype).reshape(x_shape)
+
+    def _avg_counts(self, x_shape, pool, stride, padding, oh, ow):
+        ones = np.ones((1, 1) + tuple(x_shape[2:]))
+        win = _windows(_pad(ones, padding), *pool, *stride, oh, ow)
+        return win.sum(axis=(-1, -2))[0, 0]  # (OH, OW): cells inside the input
+
+    def avgpool2d_forward(self, x, pool, *, stride=None, padding=(0, 0, 0, 0)):
+        """Mean over each window, padding excluded from the count: (B, C, OH, OW)."""
+        stride = tuple(stride or pool)
+        oh, ow = C.window_dims(x.shape, pool, stride, padding, "avgpool2d_forward")
+        s = _windows(_pad(x, padding), *pool, *stride, oh, ow).sum(axis=(-1, -2))
+        return (s / self._avg_counts(x.shape, pool, stride, padding, oh, ow)).astype(x.dtype)
+
+    def avgpool2d_backward(self, dy, x_shape, pool, *, stride=None, padding=(0, 0, 0, 0)):
+        """dx (B, C, H, W) of avgpool2d_forward."""
+        stride = tuple(stride or pool)
+        oh, ow = C.window_dims(x_shape, pool, stride, padding, "avgpool2d_backward")
+        C.check_shape("dy", dy, tuple(x_shape[:2]) + (oh, ow), "avgpool2d_backward")
+        g = dy / self._avg_counts(x_shape, pool, stride, padding, oh, ow)
+        t, bo, le, r = padding
+        h, w = x_shape[2:]
+        dxp = np.zeros(tuple(x_shape[:2]) + (h + t + bo, w + le + r), dtype=dy.dtype)
+        for i in range(pool[0]):
+            for j in range(pool[1]):
+                dxp[:, :, i:i + stride[0] * oh:stride[0], j:j + stride[1] * ow:stride[1]] += g
+        return np.ascontiguousarray(dxp[:, :, t:t + h, le:le + w])
+
+    # ---- dropout, batch norm ---------------------------------------------------------------
+    def dropout_mask(self, shape, rate: float, seed: int, offset: int = 0, dtype=np.float32):
+        """Inverted-dropout mask: 0 with probability ``rate``, else 1/(1-rate)."""
+        if not 0 <= rate < 1:
+            raise ConfigError(f"dropout_mask: rate must be in [0, 1); received {rate}")
+        u = dropout_uniform(seed, offset, int(np.prod(shape)))
+        return ((u >= rate) / (1.0 - rate)).astype(dtype).reshape(shape)
+
+    def batchnorm_forward(self, x, gamma, beta, running_mean, running_var, *,
+                          momentum: float = 0.99, eps: float = 1e-3, training: bool = True):
+        """x: (B, C) or (B, C, H, W); per-channel stats. Returns (y, xhat, inv_std).
+
+        Training updates running stats in place: r = momentum * r + (1 - momentum) * batch.
+        Inference returns (y, None, None).
+        """
+        axes = (0,) if x.ndim == 2 else (0, 2, 3)
+        bshape = (1, -1) + (1,) * (x.ndim - 2)
+        if x.shape[1] != gamma.shape[0]:
+            raise ShapeError(f"batchnorm_forward: x has {x.shape[1]} channels, gamma "
+                             f"{gamma.shape[0]}")
+        if not training:
+            inv = 1 / np.sqrt(running_var + eps)
+            y = (x - running_mean.reshape(bshape)) * (inv * gamma).reshape(bshape)
+            return (y + beta.reshape(bshape)).astype(x.dtype), None, None
+        mean = x.mean(axis=axes)
+        var = x.var(axis=axes)
+        running_mean *= momentum
+        running_mean += (1 - momentum) * mean
+        running_var *= momentum
+        running_var += (1 - momentum) * var
+        inv = (1 / np.sqrt(var + eps)).astype(x.dtype)
+        xhat = (x - mean.reshape(bshape)) * inv.reshape(bshape)
+        y = xhat * gamma.reshape(bshape) + beta.reshape(bshape)
+        return y.astype(x.dtype), xhat.astype(x.dtype), inv
+
+    def batchnorm_backward(self, dy, xhat, inv_std, gamma, dgamma, dbeta):
+        """dx; accumulates dgamma += sum(dy * xhat), dbeta += sum(dy) per channel."""
+        axes = (0,) if dy.ndim == 2 else (0, 2, 3)
+        bshape = (1, -1) + (1,) * (dy.ndim - 2)
+        m = dy.size // dy.shape[1]
+        sdy = dy.sum(axis=axes)
+        sdyx = (dy * xhat).sum(axis=axes)
+        dgamma += sdyx
+        dbeta += sdy
+        k = (gamma * inv_std / m).reshape(bshape)
+        dx = k * (m * dy - sdy.reshape(bshape) - xhat * sdyx.reshape(bshape))
+        return dx.astype(dy.dtype)
+
+    # ---- optimizers ------------------------------------------------------------------------
+    def sgd_update(self, param, grad, velocity=None, *, lr: float, momentum: float = 0.0,
+                   nesterov: bool = False, weight_decay: float = 0.0) -> None:
+        """In place, PyTorch semantics: v = m*v + g; p -= lr * (g + m*v if nesterov else v)."""
+        g = grad + weight_decay * param if weight_decay else grad
+        if momentum:
+            if velocity is None:
+                raise ConfigError("sgd_update: momentum > 0 needs a velocity array")
+            velocity *= momentum
+            velocity += g
+            step = g + momentum * velocity if nesterov else velocity
+        else:
+            step = g
+        param -= param.dtype.type(lr) * step
+
+    def adam_update(self, param, grad, m, v, *, lr: float, beta1: float = 0.9,
+                    beta2: float = 0.999, eps: float = 1e-7, step: int = 1) -> None:
+        """In place Adam with bias correction; ``step`` counts from 1."""
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        mhat = m / (1 - beta1**step)
+        vhat = v / (1 - beta2**step)
+        param -= (lr * mhat / (np.sqrt(vhat) + eps)).astype(param.dtype)
