@@ -17,10 +17,21 @@ from .errors import MaoLabError  # noqa: E402
 __all__ = ["__version__", "devices", "get_backend", "MaoLabError"]
 
 # Names resolved lazily so that importing the package stays fast and numpy-only.
-_LAZY = {}
+_LAZY = {
+    "Sequential": (".model", "Sequential"),
+    "Dataset": (".data", "Dataset"),
+    "Cluster": (".distributed", "Cluster"),
+    "load_model": (".io", "load_model"),
+}
+_SUBMODULES = {
+    "backends", "layers", "losses", "optimizers", "metrics", "initializers", "callbacks",
+    "model", "io", "data", "zoo", "distributed", "widgets", "errors",
+}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return import_module(f".{name}", __name__)
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(import_module(module, __name__), attr)
