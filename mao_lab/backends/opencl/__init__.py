@@ -7,5 +7,7 @@ device is asked for.
 from __future__ import annotations
 
 from .backend import OpenCLBackend
+from .gemm import PackedB
+from .tuner import GemmConfig, tune_gemm
 
-__all__ = ["OpenCLBackend"]
+__all__ = ["GemmConfig", "OpenCLBackend", "PackedB", "tune_gemm"]

@@ -11,10 +11,11 @@ import pyopencl.array as cla
 
 from ...errors import ShapeError
 from ..base import Backend, DeviceInfo
+from .gemm import GemmMixin
 from .runtime import Runtime
 
 
-class OpenCLBackend(Backend):
+class OpenCLBackend(GemmMixin, Backend):
     """One OpenCL device. Create through ``mao_lab.get_backend("opencl:<p>:<d>")``."""
 
     kind = "opencl"

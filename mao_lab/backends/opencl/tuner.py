@@ -1,0 +1,231 @@
+"""The GEMM autotuner: register-block shapes searched per device, cached on disk as JSON.
+
+The cache (``$MAO_LAB_CACHE_DIR`` or ``~/.cache/mao_lab``, file ``gemm_tuning.json``) is
+keyed by platform, device name and driver version. Without an entry the backend uses safe
+defaults; ``tune_gemm(backend)`` or ``MAO_LAB_TUNE=1`` runs the search. A corrupt cache is
+ignored with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import DeviceError, KernelBuildError
+
+log = logging.getLogger(__name__)
+
+CACHE_FILE = "gemm_tuning.json"
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class GemmConfig:
+    """One register-block shape of kernels/gemm.cl: an ``mr x (vw*nv)`` block of C per
+    work-item, K unrolled by ``ku``; ``local1`` runs 1x1 work-groups (else driver's choice).
+    """
+
+    mr: int = 8
+    vw: int = 16
+    nv: int = 2
+    ku: int = 4
+    local1: bool = True
+
+    def __post_init__(self) -> None:
+        ok = (
+            all(isinstance(v, int) and not isinstance(v, bool) for v in (self.mr, self.vw,
+                                                                        self.nv, self.ku))
+            and 1 <= self.mr <= 32 and self.vw in (1, 2, 4, 8, 16) and 1 <= self.nv <= 8
+            and 1 <= self.ku <= 16 and isinstance(self.local1, bool)
+        )
+        if not ok:
+            raise ValueError(f"invalid GemmConfig {asdict(self)}")
+
+    @property
+    def nr(self) -> int:
+        """Columns of C per work-item."""
+        return self.vw * self.nv
+
+    def options(self) -> tuple[str, ...]:
+        """The -D defines of gemm.cl."""
+        return (f"-DMR={self.mr}", f"-DVW={self.vw}", f"-DNV={self.nv}", f"-DKU={self.ku}")
+
+    def pack_options(self) -> tuple[str, ...]:
+        """The -D defines of gemm_pack.cl."""
+        return (f"-DMR={self.mr}", f"-DNR={self.nr}")
+
+    def local_size(self) -> tuple[int, int] | None:
+        return (1, 1) if self.local1 else None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+CPU_DEFAULT = GemmConfig(8, 16, 2, 4, True)
+OTHER_DEFAULT = GemmConfig(4, 4, 2, 4, False)  # GPUs and accelerators: driver picks groups
+
+CPU_CANDIDATES = (
+    CPU_DEFAULT, GemmConfig(6, 16, 4, 4), GemmConfig(4, 16, 4, 4), GemmConfig(12, 16, 2, 4),
+    GemmConfig(8, 16, 2, 2), GemmConfig(8, 16, 2, 8), GemmConfig(8, 8, 4, 4),
+    GemmConfig(4, 16, 2, 4), GemmConfig(8, 16, 1, 4), GemmConfig(8, 16, 2, 4, False),
+)
+OTHER_CANDIDATES = (
+    OTHER_DEFAULT, GemmConfig(4, 4, 1, 4, False), GemmConfig(8, 4, 2, 4, False),
+    GemmConfig(4, 8, 1, 4, False), GemmConfig(2, 4, 1, 4, False), GemmConfig(1, 4, 1, 4, False),
+)
+# (M, N, K): a square problem and the MLP 784-300-10 (batch 64) forward/backward shapes
+TUNE_SHAPES = ((512, 512, 512), (64, 300, 784), (784, 300, 64), (64, 784, 300))
+
+
+def cache_path() -> Path:
+    """Where tuning results live: $MAO_LAB_CACHE_DIR or ~/.cache/mao_lab."""
+    root = os.environ.get("MAO_LAB_CACHE_DIR") or os.path.join("~", ".cache", "mao_lab")
+    return Path(root).expanduser() / CACHE_FILE
+
+
+def device_key(backend) -> str:
+    """Cache key of a backend's device: platform, device name and driver version."""
+    i = backend.info
+    return f"{i.platform} | {i.name} | {i.driver_version}"
+
+
+def default_config(backend) -> GemmConfig:
+    """Safe defaults: the CPU register block on CPUs, a small block elsewhere."""
+    return CPU_DEFAULT if backend.info.device_type == "CPU" else OTHER_DEFAULT
+
+
+def load_cache(path: Path | None = None) -> dict:
+    """The cache's ``devices`` mapping; {} when absent, or (with a warning) when corrupt."""
+    path = path or cache_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        warnings.warn(f"cannot read the GEMM tuning cache {path}: {exc}; using defaults",
+                      stacklevel=2)
+        return {}
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+            raise ValueError(f"expected a JSON object with format {CACHE_FORMAT}")
+        devs = data["devices"]
+        if not isinstance(devs, dict):
+            raise ValueError("'devices' is not an object")
+        for entry in devs.values():
+            GemmConfig(**entry["config"])
+        return devs
+    except (ValueError, KeyError, TypeError) as exc:
+        warnings.warn(
+            f"ignoring the corrupt GEMM tuning cache {path} ({exc}); using default GEMM "
+            "settings. Delete the file or run mao_lab.backends.opencl.tune_gemm() to rewrite "
+            "it", stacklevel=2,
+        )
+        return {}
+
+
+def save_entry(key: str, entry: dict, path: Path | None = None) -> Path:
+    """Write one device's entry (atomically; a corrupt file is replaced)."""
+    path = path or cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        devs = load_cache(path)
+    devs[key] = entry
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"format": CACHE_FORMAT, "devices": devs}, indent=1),
+                   encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def gemm_config(backend) -> GemmConfig:
+    """The configuration a backend starts with: cache entry, else MAO_LAB_TUNE=1 search,
+    else defaults."""
+    entry = load_cache().get(device_key(backend))
+    if entry is not None:
+        return GemmConfig(**entry["config"])
+    if os.environ.get("MAO_LAB_TUNE", "").strip() not in ("", "0"):
+        return tune_gemm(backend)
+    return default_config(backend)
+
+
+def _time_gemm(backend, a, b, out, repeats: int) -> float:
+    backend.gemm(a, b, out=out)  # compile + warm up
+    backend.synchronize()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        backend.gemm(a, b, out=out)
+        backend.synchronize()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _check(backend) -> bool:
+    """Does the current configuration compute an odd-shaped product correctly?"""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((37, 29)).astype(np.float32)
+    b = rng.standard_normal((29, 45)).astype(np.float32)
+    got = backend.to_host(backend.gemm(backend.asarray(a), backend.asarray(b)))
+    return bool(np.allclose(got, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4))
+
+
+def tune_gemm(backend, candidates=None, shapes=TUNE_SHAPES, repeats: int = 3,
+              save: bool = True) -> GemmConfig:
+    """Search register-block shapes on ``backend``, keep and cache the fastest.
+
+    Each candidate is built, checked against numpy on an odd shape and timed on
+    ``shapes`` ((M, N, K) triples); the score is the geometric mean GFLOP/s. Returns the
+    winner, which the backend uses from now on (and every later process, via the cache).
+
+    Example:
+        >>> from mao_lab.backends.opencl import tune_gemm
+        >>> cfg = tune_gemm(mao_lab.get_backend("opencl"))  # doctest: +SKIP
+    """
+    if getattr(backend, "kind", None) != "opencl":
+        raise DeviceError(f"tune_gemm needs an OpenCL backend; received {backend!r}")
+    if candidates is None:
+        cpu = backend.info.device_type == "CPU"
+        candidates = CPU_CANDIDATES if cpu else OTHER_CANDIDATES
+    rng = np.random.default_rng(0)
+    arrays = []
+    for m, n, k in shapes:
+        a = backend.asarray(rng.standard_normal((m, k), dtype=np.float32))
+        b = backend.asarray(rng.standard_normal((k, n), dtype=np.float32))
+        arrays.append((a, b, backend.empty((m, n)), 2.0 * m * n * k))
+    previous = backend.gemm_config
+    results = []
+    for cfg in candidates:
+        backend.gemm_config = cfg
+        try:
+            if not _check(backend):
+                log.warning("gemm config %s gives wrong results; skipped", cfg)
+                continue
+            rates = [fl / _time_gemm(backend, a, b, o, repeats) / 1e9 for a, b, o, fl in arrays]
+        except (KernelBuildError, DeviceError, RuntimeError) as exc:
+            log.warning("gemm config %s failed (%s); skipped", cfg, exc)
+            continue
+        score = float(np.exp(np.mean(np.log(rates))))
+        log.info("gemm config %s: %.1f GFLOP/s (%s)", cfg, score, rates)
+        results.append((score, cfg, rates))
+    if not results:
+        backend.gemm_config = previous
+        raise DeviceError(f"tune_gemm: no candidate configuration works on {backend!r}")
+    score, best, rates = max(results, key=lambda t: t[0])
+    backend.gemm_config = best
+    if save:
+        save_entry(device_key(backend), {
+            "config": best.as_dict(), "gflops": round(score, 2),
+            "shapes": [list(s) for s in shapes], "rates": [round(r, 2) for r in rates],
+            "tuned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+    return best
