@@ -76,6 +76,7 @@ def _device_type(cl, bits: int) -> str:
 @lru_cache(maxsize=1)
 def opencl_devices() -> tuple:
     """Every OpenCL device as (DeviceInfo, pyopencl.Device) pairs; () without drivers."""
+    os.environ.setdefault("POCL_AFFINITY", "1")  # read by PoCL when its platform starts
     try:
         import pyopencl as cl
     except ImportError:

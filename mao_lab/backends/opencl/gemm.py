@@ -16,6 +16,7 @@ from .tuner import GemmConfig, gemm_config
 
 _ACT_CODE = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 0}
 _F32 = np.dtype(np.float32)
+_KC = 32  # k per packing work-item, as KC in kernels/gemm_pack.cl
 
 
 def _elem_strides(a, name: str) -> tuple[int, int, int]:
@@ -113,14 +114,16 @@ class GemmMixin:
                           [None, np.int64, np.int64, np.int64, np.int32, np.int32, np.int32,
                            None])
         kern.set_args(buf, off, sm, sk, m, k, kp, dst)
-        cl.enqueue_nd_range_kernel(self.queue, kern, (kp, -(-m // cfg.mr)), None)
+        grid = (-(-kp // _KC), -(-m // cfg.mr))
+        cl.enqueue_nd_range_kernel(self.queue, kern, grid, (1, 1))
 
     def _pack_b(self, buf, off, sk, sn, n, k, kp, dst, cfg: GemmConfig) -> None:
         kern = self._kern("gemm_pack.cl", "gemm_pack_b", cfg.pack_options(),
                           [None, np.int64, np.int64, np.int64, np.int32, np.int32, np.int32,
                            None])
         kern.set_args(buf, off, sk, sn, n, k, kp, dst)
-        cl.enqueue_nd_range_kernel(self.queue, kern, (cfg.nr, kp, -(-n // cfg.nr)), None)
+        grid = (-(-kp // _KC), -(-n // cfg.nr))
+        cl.enqueue_nd_range_kernel(self.queue, kern, grid, (1, 1))
 
     # ---- public -------------------------------------------------------------------------
     def pack_b(self, b, trans_b: bool = False) -> PackedB:
@@ -211,5 +214,5 @@ class GemmMixin:
             sm_k = self._kern("gemm.cl", "gemm_softmax_rows", opts,
                               [None, np.int32, np.int32, np.int32])
             sm_k.set_args(out.base_data, c_off, c0 if m > 1 else n, n)
-            cl.enqueue_nd_range_kernel(self.queue, sm_k, (m,), None)
+            cl.enqueue_nd_range_kernel(self.queue, sm_k, (m,), (1,))
         return out
