@@ -12,10 +12,15 @@ import pyopencl.array as cla
 from ...errors import ShapeError
 from ..base import Backend, DeviceInfo
 from .gemm import GemmMixin
+from .ops_elementwise import ElementwiseMixin
+from .ops_launch import LaunchMixin
+from .ops_loss import LossMixin
+from .ops_reduce import ReduceMixin
 from .runtime import Runtime
 
 
-class OpenCLBackend(GemmMixin, Backend):
+class OpenCLBackend(GemmMixin, ElementwiseMixin, LossMixin, ReduceMixin, LaunchMixin,
+                    Backend):
     """One OpenCL device. Create through ``mao_lab.get_backend("opencl:<p>:<d>")``."""
 
     kind = "opencl"
