@@ -85,7 +85,7 @@ def get_backend(spec: str | Backend | None = None) -> Backend:
         raise DeviceError(f"device must be a string or a Backend; received {spec!r}")
     s = spec.strip().lower()
     if s == "auto":
-        key = max(devices(calibrated=True), key=lambda i: (i.gflops or 0.0, i.key == "numpy")).key
+        key = devices(calibrated=True).best().key
     elif s == "numpy" or s == "cpu":
         key = "numpy"
     elif s.startswith("opencl"):
@@ -103,26 +103,45 @@ def get_backend(spec: str | Backend | None = None) -> Backend:
 class DeviceList(list):
     """A list of DeviceInfo that prints as a table (terminal) and HTML (notebook)."""
 
-    COLUMNS = ("key", "name", "vendor", "platform", "driver_version", "device_type",
-               "compute_units", "global_mem", "local_mem", "fp64", "gflops")
+    # (attribute, heading); the terminal table leaves out vendor and local memory
+    COLUMNS = (("key", "key"), ("name", "name"), ("vendor", "vendor"),
+               ("platform", "platform"), ("driver_version", "driver"),
+               ("device_type", "type"), ("compute_units", "units"),
+               ("global_mem", "memory"), ("local_mem", "local mem"), ("fp64", "fp64"),
+               ("gflops", "GFLOP/s"))
+    TERMINAL = ("key", "name", "platform", "driver_version", "device_type", "compute_units",
+                "global_mem", "fp64", "gflops")
 
-    def _rows(self) -> Iterator[list[str]]:
-        for d in self:
-            row = []
-            for c in self.COLUMNS:
-                v = getattr(d, c)
-                if c in ("global_mem", "local_mem"):
-                    v = f"{v / 2**30:.1f} GiB" if v >= 2**30 else f"{v / 2**10:.0f} KiB"
-                elif c == "gflops":
-                    v = "-" if v is None else f"{v:.1f}"
-                row.append(str(v))
-            yield row
+    @staticmethod
+    def _cell(d: DeviceInfo, attr: str) -> str:
+        v = getattr(d, attr)
+        if attr in ("global_mem", "local_mem"):
+            if not v:
+                return "-"
+            return f"{v / 2**30:.1f} GiB" if v >= 2**30 else f"{v / 2**10:.0f} KiB"
+        if attr == "gflops":
+            return "-" if v is None else f"{v:.1f}"
+        if attr == "fp64":
+            return "yes" if v else "no"
+        return str(v)
+
+    def _table(self, attrs) -> list[list[str]]:
+        heads = dict(self.COLUMNS)
+        return [[heads[a] for a in attrs]] + [[self._cell(d, a) for a in attrs] for d in self]
 
     def __str__(self) -> str:
-        rows = [list(self.COLUMNS)] + list(self._rows())
-        widths = [max(len(r[i]) for r in rows) for i in range(len(self.COLUMNS))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        rows = self._table(self.TERMINAL)
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        right = {self.TERMINAL.index(a) for a in ("compute_units", "global_mem", "gflops")}
+        lines = [
+            "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                      for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+            for r in rows
+        ]
         lines.insert(1, "  ".join("-" * w for w in widths))
+        errors = [f"  {d.key}: {d.extra['error']}" for d in self if d.extra.get("error")]
+        if errors:
+            lines += ["", "errors:"] + errors
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -130,12 +149,19 @@ class DeviceList(list):
     def _repr_html_(self) -> str:
         import html
 
-        head = "".join(f"<th>{c}</th>" for c in self.COLUMNS)
+        rows = self._table([a for a, _ in self.COLUMNS])
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>"
-            for r in self._rows()
+            for r in rows[1:]
         )
         return f'<table class="mao-devices"><tr>{head}</tr>{body}</table>'
+
+    def best(self) -> DeviceInfo:
+        """The device with the highest calibrated GFLOP/s (numpy wins ties)."""
+        if not self:
+            raise DeviceError("no device in this list")
+        return max(self, key=lambda i: (i.gflops or 0.0, i.key == "numpy"))
 
 
 def devices(calibrated: bool = True) -> DeviceList:
