@@ -9,7 +9,6 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 from ..errors import DeviceError
 from .base import ACTIVATIONS, Backend, DeviceInfo

@@ -76,7 +76,12 @@ def test_defaults_without_cache(be, cache_dir):
 
 def test_tuner_round_trip(be, cache_dir):
     from mao_lab.backends.opencl.tuner import (
-        GemmConfig, cache_path, device_key, gemm_config, load_cache, tune_gemm,
+        GemmConfig,
+        cache_path,
+        device_key,
+        gemm_config,
+        load_cache,
+        tune_gemm,
     )
 
     b2 = fresh(be)
