@@ -12,6 +12,7 @@ import pyopencl.array as cla
 from ...errors import ShapeError
 from ..base import Backend, DeviceInfo
 from .gemm import GemmMixin
+from .ops_conv import ConvMixin
 from .ops_elementwise import ElementwiseMixin
 from .ops_launch import LaunchMixin
 from .ops_loss import LossMixin
@@ -19,7 +20,7 @@ from .ops_reduce import ReduceMixin
 from .runtime import Runtime
 
 
-class OpenCLBackend(GemmMixin, ElementwiseMixin, LossMixin, ReduceMixin, LaunchMixin,
+class OpenCLBackend(GemmMixin, ConvMixin, ElementwiseMixin, LossMixin, ReduceMixin, LaunchMixin,
                     Backend):
     """One OpenCL device. Create through ``mao_lab.get_backend("opencl:<p>:<d>")``."""
 
