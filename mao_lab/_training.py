@@ -1,0 +1,341 @@
+"""Sequential's training half: compile, fit, evaluate, predict, train_on_batch and the
+gradient API data-parallel training uses (compute_gradients / apply_gradients).
+
+One training step is forward, loss, backward, update with the weights on the device; only
+the scalar loss and the batch's predicted class ids cross to the host.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import losses as L
+from . import metrics as M
+from . import optimizers as O
+from ._data import as_targets, as_x, split_dataset
+from .callbacks import CallbackList, History, ProgressBar
+from .errors import ConfigError, ModelError, ShapeError, TrainingError
+
+
+def _device(be, a: np.ndarray):
+    """Host batch -> device array; the numpy backend uses the host array as is."""
+    return a if be.kind == "numpy" else be.asarray(a, dtype=a.dtype)
+
+
+def _int(name: str, v: Any, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ConfigError(f"{name} must be an integer >= {lo}. Received: {name}={v!r}")
+    return int(v)
+
+
+class TrainingMixin:
+    """Mixed into Sequential; see mao_lab.model for the structural half."""
+
+    def _init_training(self) -> None:
+        self.optimizer: O.Optimizer | None = None
+        self.loss: L.Loss | None = None
+        self.metrics: list = []
+        self.compiled = False
+        self.stop_training = False
+        self.history: History | None = None
+        self._keys: list = []  # (key "layer/param", layer, param name), trainable order
+        self._fused = False
+        self._carry: dict[str, str] | None = None
+
+    # ---- compile --------------------------------------------------------------------------
+    def _loss_problem(self, loss: L.Loss | None, layers) -> str | None:
+        """Why ``loss`` cannot train ``layers`` (None when it can)."""
+        if loss is None or not loss.softmax_ce or not layers:
+            return None
+        last = layers[-1]
+        act = getattr(last, "activation", "linear")
+        if loss.from_logits and act == "softmax":
+            return (f"{loss.name} with from_logits=True expects raw scores, but the last layer "
+                    f"{last.name!r} ends in a softmax; drop the softmax or use from_logits=False")
+        if not loss.from_logits and act != "softmax":
+            return (f"{loss.name} expects probabilities from a softmax last layer, but "
+                    f"{last.name!r} ({type(last).__name__}) has activation {act!r}; use "
+                    f"activation='softmax' there or {type(loss).__name__}(from_logits=True)")
+        return None
+
+    def compile(self, optimizer: str | O.Optimizer = "sgd", loss: str | L.Loss = "mse",
+                metrics=("accuracy",), backend=None) -> None:
+        """Choose optimizer, loss and metrics (and optionally the device).
+
+        Raises ConfigError for unknown names, e.g. "unknown loss 'foo'; expected one of ...".
+        """
+        opt, lo, mets = O.get(optimizer), L.get(loss), M.get(list(metrics or []))
+        problem = self._loss_problem(lo, self.layers)
+        if problem:
+            raise ConfigError(problem)
+        if backend is not None:
+            self.to(backend)
+        self.optimizer, self.loss, self.metrics = opt, lo, mets
+        self.compiled = True
+        self._wire_training()
+        self._notify("compile", config=self.get_compile_config())
+
+    def get_compile_config(self) -> dict[str, Any]:
+        self._require_compiled("get_compile_config")
+        return {"optimizer": O.serialize(self.optimizer), "loss": L.serialize(self.loss),
+                "metrics": [m.name for m in self.metrics]}
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        self.compile(optimizer=config["optimizer"], loss=config["loss"],
+                     metrics=config.get("metrics", ()))
+
+    def _require_compiled(self, what: str) -> None:
+        if not self.compiled:
+            raise ModelError(f"{what}: model {self.name!r} must be compiled first: call "
+                             "model.compile(optimizer=..., loss=..., metrics=[...])")
+
+    def _wire_training(self) -> None:
+        built = self.built
+        self._keys = [(f"{la.name}/{n}", la, n) for la in self.layers for n in la.params] \
+            if built else []
+        self._fused = bool(self.loss is not None and self.loss.softmax_ce and self.layers
+                           and getattr(self.layers[-1], "activation", None) == "softmax")
+        if self.optimizer is not None and built:
+            self.optimizer.build(self.backend, [(k, la.params[n]) for k, la, n in self._keys],
+                                 carry=self._carry)
+        self._carry = None
+
+    # ---- one step ---------------------------------------------------------------------------
+    def _forward(self, x, training: bool, logits: bool = False):
+        last = len(self.layers) - 1
+        for i, la in enumerate(self.layers):
+            x = la.forward(x, training, logits=True) if logits and i == last else \
+                la.forward(x, training)
+        return x
+
+    def _loss_and_grads(self, xb: np.ndarray, yb: np.ndarray):
+        """Forward, loss and backward of one host batch; returns (loss, device output)."""
+        be = self.backend
+        for la in self.layers:
+            la.zero_grads()
+        out = self._forward(_device(be, xb), True, logits=self._fused)
+        total, scale, dy = self.loss(be, out, _device(be, yb), logits=self._fused)
+        for la in reversed(self.layers):
+            dy = la.backward(dy)
+        return float(be.to_host(total)) * scale, out
+
+    def _update(self) -> None:
+        self.optimizer.apply(self.backend, [(k, la.params[n], la.grads[n])
+                                            for k, la, n in self._keys])
+
+    def _predicted_ids(self, out) -> np.ndarray:
+        be = self.backend
+        if len(out.shape) == 2 and out.shape[1] > 1:
+            return be.to_host(be.argmax(out, 1))
+        return M.class_ids(np.asarray(be.to_host(out)))
+
+    def _train_step(self, xb, yb, labels, mets):
+        loss, out = self._loss_and_grads(xb, yb)
+        if not math.isfinite(loss):
+            raise TrainingError(f"the loss became {loss}")
+        self._update()
+        if mets:
+            ids = self._predicted_ids(out)
+            for m in mets:
+                m.update(ids, labels)
+        return loss
+
+    # ---- public training API ----------------------------------------------------------------
+    def _prepare_xy(self, x, y, what: str, seed: int | None = None):
+        x, y = split_dataset(x, y, what)
+        if not self.built:
+            if self.seed is None and seed is not None:
+                self._rng = np.random.default_rng(seed)
+            xs = np.shape(x)
+            if len(xs) < 2:
+                raise ShapeError(f"{what}: x must have a batch dimension, (N, ...); received "
+                                 f"shape {xs}")
+            self.build(xs[1:])
+        xh = as_x(x, self.input_shape, what)
+        if y is None:
+            raise ConfigError(f"{what}: y (the targets) is required unless x is a Dataset")
+        yh = as_targets(y, len(xh), self.loss, self.output_shape, what)
+        return xh, yh
+
+    def fit(self, x, y=None, batch_size: int = 32, epochs: int = 1, validation_data=None,
+            validation_split: float = 0.0, shuffle: bool = True, seed: int | None = None,
+            callbacks=None, verbose: int = 1, cluster=None, **distributed_kwargs) -> History:
+        """Train; returns the History (also ``model.history``).
+
+        ``x`` may be a mao_lab.data.Dataset (then y=None). ``validation_split`` holds out the
+        *last* fraction of the samples, before shuffling (as Keras). ``cluster=`` hands the
+        run to mao_lab.distributed.DataParallel. A non-finite loss stops training with a
+        TrainingError; the update of that step is not applied, and if earlier weights went
+        non-finite the weights from the start of the epoch are restored.
+        """
+        if cluster is not None:
+            from .distributed import DataParallel
+
+            return DataParallel(self, cluster, **distributed_kwargs).fit(
+                x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data,
+                validation_split=validation_split, shuffle=shuffle, seed=seed,
+                callbacks=callbacks, verbose=verbose)
+        if distributed_kwargs:
+            raise ConfigError(f"fit: unexpected arguments {sorted(distributed_kwargs)} (they "
+                              "are only accepted together with cluster=)")
+        self._require_compiled("fit")
+        bs, epochs = _int("batch_size", batch_size, 1), _int("epochs", epochs, 1)
+        if verbose not in (0, 1, 2):
+            raise ConfigError(f"fit: verbose must be 0, 1 or 2. Received: verbose={verbose!r}")
+        if isinstance(validation_split, bool) or not (0.0 <= validation_split < 1.0):
+            raise ConfigError(f"fit: validation_split must be in [0, 1). Received: "
+                              f"validation_split={validation_split!r}")
+        xh, yh = self._prepare_xy(x, y, "fit", seed)
+        val = None
+        if validation_data is not None:
+            vx, vy = (validation_data, None) if hasattr(validation_data, "batches") else \
+                tuple(validation_data) if isinstance(validation_data, (tuple, list)) and len(
+                    validation_data) == 2 else (None, None)
+            if vx is None:
+                raise ConfigError("fit: validation_data must be (x_val, y_val) or a Dataset")
+            val = self._prepare_xy(vx, vy, "fit(validation_data)")
+        elif validation_split:
+            cut = int(len(xh) * (1.0 - validation_split))
+            if cut < 1 or cut >= len(xh):
+                raise ConfigError(f"fit: validation_split={validation_split} of {len(xh)} "
+                                  "samples leaves no training or no validation samples")
+            xh, yh, val = xh[:cut], yh[:cut], (xh[cut:], yh[cut:])
+        return self._fit_loop(xh, yh, val, bs, epochs, shuffle, seed, callbacks, verbose)
+
+    def _fit_loop(self, xh, yh, val, bs, epochs, shuffle, seed, callbacks, verbose):
+        n = len(xh)
+        labels = M.class_ids(yh) if self.metrics else None
+        rng = np.random.default_rng(seed if seed is not None else int(self._rng.integers(2**62)))
+        history = History()
+        cbs = [history] + ([ProgressBar(verbose)] if verbose else []) + list(callbacks or [])
+        cl = CallbackList(cbs, self)
+        steps = -(-n // bs)
+        self.stop_training = False
+        cl.call("on_train_begin", {"epochs": epochs, "steps": steps, "samples": n})
+        for epoch in range(epochs):
+            cl.call("on_epoch_begin", epoch, {})
+            order = rng.permutation(n) if shuffle else None
+            for m in self.metrics:
+                m.reset()
+            snapshot, seen, loss_sum = None, 0, 0.0
+            for b in range(steps):
+                sl = slice(b * bs, min(n, (b + 1) * bs))
+                if order is None:
+                    xb, yb, lb = xh[sl], yh[sl], labels[sl] if labels is not None else None
+                else:
+                    idx = order[sl]
+                    xb, yb = xh.take(idx, axis=0), yh.take(idx, axis=0)
+                    lb = labels.take(idx) if labels is not None else None
+                if cl.batch_hooks:
+                    cl.call("on_batch_begin", b, {"size": len(xb)})
+                if snapshot is None:
+                    snapshot = self.get_weights() if b == 0 else None
+                try:
+                    loss = self._train_step(xb, yb, lb, self.metrics)
+                except TrainingError as exc:
+                    self._diverged(exc, epoch, b, snapshot)
+                seen += len(xb)
+                loss_sum += loss * len(xb)
+                if cl.batch_hooks:
+                    logs = {"loss": loss_sum / seen, "size": len(xb)}
+                    logs.update({m.name: m.result() for m in self.metrics})
+                    cl.call("on_batch_end", b, logs)
+            logs = {"loss": loss_sum / seen}
+            logs.update({m.name: m.result() for m in self.metrics})
+            if val is not None:
+                logs.update({f"val_{k}": v for k, v in self._evaluate(*val, 256).items()})
+            cl.call("on_epoch_end", epoch, logs)
+            if self.stop_training:
+                break
+        cl.call("on_train_end", {})
+        self.history = history
+        return history
+
+    def _diverged(self, exc: TrainingError, epoch: int, batch: int, snapshot) -> None:
+        weights = self.get_weights()
+        finite = all(np.isfinite(w).all() for w in weights)
+        if finite or snapshot is None:
+            kept = "the weights after the last step with a finite loss were kept"
+        else:
+            self.set_weights(snapshot)
+            kept = (f"the weights had become non-finite, so those from the start of epoch "
+                    f"{epoch + 1} were restored")
+        raise TrainingError(
+            f"training diverged at epoch {epoch + 1}, batch {batch}: {exc} (learning_rate="
+            f"{self.optimizer.learning_rate}); {kept}. Lower the learning rate or check the "
+            "data scaling.") from None
+
+    def train_on_batch(self, x, y) -> dict[str, float]:
+        """One optimizer step on one batch; returns {"loss", metrics...} of that batch."""
+        self._require_compiled("train_on_batch")
+        xh, yh = self._prepare_xy(x, y, "train_on_batch")
+        for m in self.metrics:
+            m.reset()
+        labels = M.class_ids(yh) if self.metrics else None
+        try:
+            loss = self._train_step(xh, yh, labels, self.metrics)
+        except TrainingError as exc:
+            raise TrainingError(f"train_on_batch: {exc}; the update was not applied") from None
+        return {"loss": loss, **{m.name: m.result() for m in self.metrics}}
+
+    def _evaluate(self, xh, yh, batch_size: int) -> dict[str, float]:
+        be, total, mets = self.backend, 0.0, M.get([m.name for m in self.metrics])
+        labels = M.class_ids(yh) if mets else None
+        for s in range(0, len(xh), batch_size):
+            xb, yb = xh[s:s + batch_size], yh[s:s + batch_size]
+            out = self._forward(_device(be, np.ascontiguousarray(xb)), False,
+                                logits=self._fused)
+            t, scale, _ = self.loss(be, out, _device(be, np.ascontiguousarray(yb)),
+                                    logits=self._fused, grad=False)
+            total += float(be.to_host(t)) * scale * len(xb)
+            if mets:
+                ids = self._predicted_ids(out)
+                for m in mets:
+                    m.update(ids, labels[s:s + batch_size])
+        return {"loss": total / len(xh), **{m.name: m.result() for m in mets}}
+
+    def evaluate(self, x, y=None, batch_size: int = 256) -> dict[str, float]:
+        """Loss and metrics over (x, y) (or a Dataset), batch-size weighted like Keras."""
+        self._require_compiled("evaluate")
+        xh, yh = self._prepare_xy(x, y, "evaluate")
+        return self._evaluate(xh, yh, _int("batch_size", batch_size, 1))
+
+    def predict(self, x, batch_size: int = 256) -> np.ndarray:
+        """Model outputs (after the last activation, e.g. softmax probabilities) on the host."""
+        x, _ = split_dataset(x, None, "predict")
+        self._require_built("predict")
+        xh = as_x(x, self.input_shape, "predict")
+        bs, be = _int("batch_size", batch_size, 1), self.backend
+        outs = [np.array(be.to_host(self._forward(_device(be, xh[s:s + bs]), False)))
+                for s in range(0, len(xh), bs)]
+        return np.concatenate(outs) if outs else np.zeros((0,) + self.output_shape, np.float32)
+
+    # ---- gradients for data-parallel training ---------------------------------------------------
+    def compute_gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
+        """(mean loss over this batch, host gradients of that loss in
+        ``trainable_weight_names()`` order). Does not change the weights."""
+        self._require_compiled("compute_gradients")
+        xh, yh = self._prepare_xy(x, y, "compute_gradients")
+        loss, _ = self._loss_and_grads(xh, yh)
+        be = self.backend
+        return loss, [np.array(be.to_host(la.grads[n])) for _, la, n in self._keys]
+
+    def apply_gradients(self, grads: list[np.ndarray]) -> None:
+        """One optimizer step with host gradients (``trainable_weight_names()`` order)."""
+        self._require_compiled("apply_gradients")
+        if len(grads) != len(self._keys):
+            raise ShapeError(f"apply_gradients: expected {len(self._keys)} gradients "
+                             f"({[k for k, _, _ in self._keys]}); received {len(grads)}")
+        be, staged = self.backend, []
+        for (key, la, n), g in zip(self._keys, grads):
+            g = np.asarray(g, dtype=np.float32)
+            if tuple(g.shape) != tuple(la.params[n].shape):
+                raise ShapeError(f"apply_gradients: {key} expects shape "
+                                 f"{tuple(la.params[n].shape)}; received {tuple(g.shape)}")
+            staged.append((la, n, be.asarray(g)))
+        for la, n, g in staged:
+            la.grads[n] = g
+        self._update()
