@@ -16,12 +16,15 @@ from .ops_conv import ConvMixin
 from .ops_elementwise import ElementwiseMixin
 from .ops_launch import LaunchMixin
 from .ops_loss import LossMixin
+from .ops_norm import NormMixin
+from .ops_optim import OptimMixin
+from .ops_pool import PoolMixin
 from .ops_reduce import ReduceMixin
 from .runtime import Runtime
 
 
-class OpenCLBackend(GemmMixin, ConvMixin, ElementwiseMixin, LossMixin, ReduceMixin, LaunchMixin,
-                    Backend):
+class OpenCLBackend(GemmMixin, ConvMixin, PoolMixin, ElementwiseMixin, LossMixin, ReduceMixin,
+                    NormMixin, OptimMixin, LaunchMixin, Backend):
     """One OpenCL device. Create through ``mao_lab.get_backend("opencl:<p>:<d>")``."""
 
     kind = "opencl"

@@ -1,0 +1,103 @@
+// Max and average pooling, forward and backward, NCHW. One work-item per output (forward)
+// or per input (avgpool backward, a gather); maxpool backward scatters through the flat
+// indices of the forward with an atomic float add (windows may overlap).
+// Runtime geometry: H W OH OW PH PW SH SW PT PL.
+
+// y[n, oh, ow] = max of the window, idx = flat index into x of its first maximum
+// (padding never wins); x: (N=B*C, H, W); global (OW, OH, N)
+__kernel void maxpool2d_forward(__global const float *restrict x, __global float *restrict y,
+                                __global int *restrict idx, const int N, const int H,
+                                const int W, const int OH, const int OW, const int PH,
+                                const int PW, const int SH, const int SW, const int PT,
+                                const int PL) {
+  const int ow = get_global_id(0);
+  const int oh = get_global_id(1);
+  const int n = get_global_id(2);
+  if (ow >= OW || oh >= OH || n >= N) return;
+  __global const float *xp = x + (size_t)n * H * W;
+  float best = -INFINITY;
+  int bi = -1;
+  for (int i = 0; i < PH; ++i) {
+    const int ih = oh * SH - PT + i;
+    if (ih < 0 || ih >= H) continue;
+    for (int j = 0; j < PW; ++j) {
+      const int iw = ow * SW - PL + j;
+      if (iw < 0 || iw >= W) continue;
+      const float v = xp[ih * W + iw];
+      if (bi < 0 || v > best) {
+        best = v;
+        bi = ih * W + iw;
+      }
+    }
+  }
+  const size_t o = ((size_t)n * OH + oh) * OW + ow;
+  y[o] = best;
+  idx[o] = n * H * W + bi;
+}
+
+// dx = 0 (before the scatter); n elements
+__kernel void maxpool2d_backward_zero(__global float *dx, const int n) {
+  const int i = get_global_id(0);
+  if (i < n) dx[i] = 0.0f;
+}
+
+inline void atomic_add_float(volatile __global float *p, const float v) {
+  union {
+    unsigned int u;
+    float f;
+  } old, upd;
+  do {
+    old.f = *p;
+    upd.f = old.f + v;
+  } while (atomic_cmpxchg((volatile __global unsigned int *)p, old.u, upd.u) != old.u);
+}
+
+// dx[idx[k]] += dy[k] for every output element k; m outputs
+__kernel void maxpool2d_backward(__global const float *restrict dy,
+                                 __global const int *restrict idx, __global float *dx,
+                                 const int m) {
+  const int k = get_global_id(0);
+  if (k < m) atomic_add_float(dx + idx[k], dy[k]);
+}
+
+// y = mean over the window's cells inside x (padding excluded from the count)
+__kernel void avgpool2d_forward(__global const float *restrict x, __global float *restrict y,
+                                const int N, const int H, const int W, const int OH,
+                                const int OW, const int PH, const int PW, const int SH,
+                                const int SW, const int PT, const int PL) {
+  const int ow = get_global_id(0);
+  const int oh = get_global_id(1);
+  const int n = get_global_id(2);
+  if (ow >= OW || oh >= OH || n >= N) return;
+  __global const float *xp = x + (size_t)n * H * W;
+  const int h0 = max(oh * SH - PT, 0), h1 = min(oh * SH - PT + PH, H);
+  const int w0 = max(ow * SW - PL, 0), w1 = min(ow * SW - PL + PW, W);
+  float s = 0.0f;
+  for (int ih = h0; ih < h1; ++ih)
+    for (int iw = w0; iw < w1; ++iw) s += xp[ih * W + iw];
+  y[((size_t)n * OH + oh) * OW + ow] = s / (float)((h1 - h0) * (w1 - w0));
+}
+
+// dx[n, h, w] = sum over the windows covering (h, w) of dy / (cells of that window)
+__kernel void avgpool2d_backward(__global const float *restrict dy, __global float *restrict dx,
+                                 const int N, const int H, const int W, const int OH,
+                                 const int OW, const int PH, const int PW, const int SH,
+                                 const int SW, const int PT, const int PL) {
+  const int w = get_global_id(0);
+  const int h = get_global_id(1);
+  const int n = get_global_id(2);
+  if (w >= W || h >= H || n >= N) return;
+  // windows oh with oh*SH - PT <= h < oh*SH - PT + PH
+  const int oh0 = max(0, (h + PT - PH + SH) / SH), oh1 = min(OH - 1, (h + PT) / SH);
+  const int ow0 = max(0, (w + PL - PW + SW) / SW), ow1 = min(OW - 1, (w + PL) / SW);
+  __global const float *g = dy + (size_t)n * OH * OW;
+  float s = 0.0f;
+  for (int oh = oh0; oh <= oh1; ++oh) {
+    const int ch = min(oh * SH - PT + PH, H) - max(oh * SH - PT, 0);
+    for (int ow = ow0; ow <= ow1; ++ow) {
+      const int cw = min(ow * SW - PL + PW, W) - max(ow * SW - PL, 0);
+      s += g[oh * OW + ow] / (float)(ch * cw);
+    }
+  }
+  dx[((size_t)n * H + h) * W + w] = s;
+}

@@ -1,0 +1,70 @@
+"""PoolMixin: max and average pooling forward/backward on OpenCL (kernels/pool.cl).
+
+maxpool2d_forward returns int32 flat indices into x, the numpy backend's convention, so
+either backend's backward accepts them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import ShapeError
+from .. import _checks as C
+from .ops_launch import i32, nelem
+
+
+class PoolMixin:
+    """Pooling primitives; see NumpyBackend for the specification of each."""
+
+    def _pool_args(self, x_shape, pool, stride, padding, op):
+        stride = tuple(stride or pool)
+        oh, ow = C.window_dims(x_shape, pool, stride, padding, op)
+        b, c, h, w = (int(s) for s in x_shape)
+        geo = (b * c, h, w, oh, ow, pool[0], pool[1], stride[0], stride[1], padding[0],
+               padding[2])
+        return (b, c, oh, ow), tuple(i32(v) for v in geo)
+
+    def maxpool2d_forward(self, x, pool, *, stride=None, padding=(0, 0, 0, 0)):
+        """x: (B, C, H, W) -> (y (B, C, OH, OW), idx int32 flat indices into x)."""
+        op = "maxpool2d_forward"
+        yshape, geo = self._pool_args(x.shape, pool, stride, padding, op)
+        x = self._dev(x, "x", op)
+        y = self.empty(yshape)
+        idx = self.empty(yshape, dtype=np.int32)
+        self._launch("pool.cl", op, (yshape[3], yshape[2], yshape[0] * yshape[1]), None,
+                     (x, y, idx) + geo)
+        return y, idx
+
+    def maxpool2d_backward(self, dy, idx, x_shape):
+        """dx (B, C, H, W): each dy routed to the input element its max came from."""
+        op = "maxpool2d_backward"
+        if dy.shape != idx.shape:
+            raise ShapeError(f"maxpool2d_backward: dy {dy.shape} and idx {idx.shape} differ")
+        dy = self._dev(dy, "dy", op)
+        idx = self._dev(idx, "idx", op, dtypes=("int32",))
+        n = nelem(x_shape)
+        dx = self.empty(tuple(int(s) for s in x_shape))
+        self._launch1("pool.cl", "maxpool2d_backward_zero", n, (dx, i32(n)))
+        self._launch1("pool.cl", op, dy.size, (dy, idx, dx, i32(dy.size)))
+        return dx
+
+    def avgpool2d_forward(self, x, pool, *, stride=None, padding=(0, 0, 0, 0)):
+        """Mean over each window, padding excluded from the count: (B, C, OH, OW)."""
+        op = "avgpool2d_forward"
+        yshape, geo = self._pool_args(x.shape, pool, stride, padding, op)
+        x = self._dev(x, "x", op)
+        y = self.empty(yshape)
+        self._launch("pool.cl", op, (yshape[3], yshape[2], yshape[0] * yshape[1]), None,
+                     (x, y) + geo)
+        return y
+
+    def avgpool2d_backward(self, dy, x_shape, pool, *, stride=None, padding=(0, 0, 0, 0)):
+        """dx (B, C, H, W) of avgpool2d_forward."""
+        op = "avgpool2d_backward"
+        yshape, geo = self._pool_args(x_shape, pool, stride, padding, op)
+        C.check_shape("dy", dy, yshape, op)
+        dy = self._dev(dy, "dy", op)
+        b, c, h, w = (int(s) for s in x_shape)
+        dx = self.empty((b, c, h, w))
+        self._launch("pool.cl", op, (w, h, b * c), None, (dy, dx) + geo)
+        return dx
