@@ -72,7 +72,7 @@ def engine_rows(engines: dict[int, dict[str, Any]], history: dict[int, deque],
             "age_s": max(0.0, now - float(e.get("since", now))), "step": e.get("step"),
             "cpu": e.get("cpu_percent"), "mem": mem_frac, "rss": e.get("rss"),
             "samples_per_s": e.get("samples_per_s"), "history": list(history.get(i, ())),
-            "share": None if share is None else round(float(share), 4),
+            "share": None if share is None else round(float(share), 6),
             "compute_s": e.get("compute_s"), "comm_s": e.get("comm_s"),
             "wait_s": e.get("wait_s"), "straggler": bool(straggler),
             "loss": e.get("loss"), "error": str(e.get("error") or ""),
@@ -113,6 +113,7 @@ class EngineMonitor(anywidget.AnyWidget):
         self._timer: threading.Timer | None = None
         self._watcher: threading.Thread | None = None
         self._stop_watch = threading.Event()
+        self._unsub: Any = None
 
     def update(self, engines: list[dict[str, Any]]) -> None:
         """Merge engine reports (by ``id``, or ``engine``) and push at most ``max_rate`` Hz.
@@ -173,23 +174,48 @@ class EngineMonitor(anywidget.AnyWidget):
         self.updated = time.time()
 
     def watch(self, handle: Any, interval: float = 0.5) -> None:
-        """Poll ``handle.engine_metrics()`` (a list of engine reports) in a background thread
-        until ``handle.done()``; works with any object offering those two methods."""
+        """Follow a running distributed fit's ``TrainingHandle``: its per-engine ``metrics``
+        (pushed on the handle's "metrics" notifications, polled every ``interval`` s as a
+        fallback) and its engine-loss events (the engine stays visible, marked dead)."""
         self._stop_watch.clear()
+        if hasattr(handle, "subscribe"):
+            self._unsub = handle.subscribe(lambda kind, data: self._from_handle(handle, data))
 
         def loop() -> None:
             while not self._stop_watch.wait(interval):
-                self.update(handle.engine_metrics())
-                if handle.done():
-                    self.update(handle.engine_metrics())
+                self._from_handle(handle, None)
+                if getattr(handle, "done", False):
                     return
 
         self._watcher = threading.Thread(target=loop, name="mao-monitor-watch", daemon=True)
         self._watcher.start()
 
+    def _from_handle(self, handle: Any, event: Any) -> None:
+        snap = handle.snapshot() if hasattr(handle, "snapshot") else {
+            "metrics": dict(getattr(handle, "metrics", {})), "events": []}  # fmt: skip
+        done = bool(snap.get("done"))
+        reports = []
+        for eid, m in snap.get("metrics", {}).items():
+            r = {k: v for k, v in m.items() if k in KEYS and k not in ("id", "engine")}
+            r["id"] = int(eid)
+            r.setdefault("share", snap.get("shares", {}).get(eid))
+            if self._engines.get(int(eid), {}).get("status") != "dead":
+                r["status"] = "idle" if done else "training"
+            reports.append(r)
+        for ev in snap.get("events", []):
+            kind = str(ev.get("type", ""))
+            if ("lost" in kind or "dead" in kind) and isinstance(ev.get("engine"), int):
+                reports.append({"id": ev["engine"], "status": "dead",
+                                "error": str(ev.get("error") or ev.get("reason") or kind)})
+        if reports:
+            self.update(reports)
+
     def close(self) -> None:
         """Stop watching and close the widget."""
         self._stop_watch.set()
+        if self._unsub is not None:
+            self._unsub()
+            self._unsub = None
         if self._timer is not None:
             self._timer.cancel()
         super().close()

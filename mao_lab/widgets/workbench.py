@@ -1,0 +1,134 @@
+"""Workbench: the model graph (with its editor and inspector), the training dashboard and the
+engine monitor in one layout, with a ``fit`` that wires them to the run.
+
+Works without a cluster: a single-process fit feeds the monitor one "local" engine row.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+import ipywidgets as ipw
+
+from ..callbacks import Callback
+from .dashboard import TrainingDashboard
+from .graph import ModelGraph
+from .monitor import EngineMonitor
+
+
+class LocalEngineFeed(Callback):
+    """Reports this process as engine 0 to an EngineMonitor during a single-process fit."""
+
+    def __init__(self, monitor: EngineMonitor) -> None:
+        import psutil
+
+        self.monitor = monitor
+        self.proc = psutil.Process(os.getpid())
+        self.proc.cpu_percent(None)  # the first call only starts the measurement
+        self.mem_total = psutil.virtual_memory().total
+        self._t = 0.0
+
+    def _report(self, status: str, **extra: Any) -> None:
+        model = getattr(self, "model", None)
+        device = getattr(getattr(model, "backend", None), "key", "numpy")
+        self.monitor.update([{
+            "id": 0, "host": socket.gethostname(), "device": str(device), "status": status,
+            "cpu_percent": self.proc.cpu_percent(None), "rss": self.proc.memory_info().rss,
+            "mem_total": self.mem_total, "share": 1.0, **extra,
+        }])  # fmt: skip
+
+    def on_train_begin(self, logs=None):
+        self._report("training")
+
+    def on_batch_begin(self, batch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_batch_end(self, batch, logs=None):
+        dt = time.perf_counter() - self._t
+        size = int((logs or {}).get("size") or 0)
+        if dt > 0 and size:
+            self._report("training", samples_per_s=size / dt, compute_s=dt, comm_s=0.0,
+                         wait_s=0.0, local_batch=size, loss=(logs or {}).get("loss"))  # fmt: skip
+
+    def on_train_end(self, logs=None):
+        self._report("idle")
+        self.monitor.flush()
+
+
+class Workbench(ipw.VBox):
+    """Graph + editor + inspector, training curves and the engine monitor in one widget.
+
+    Args:
+        model: a ``mao_lab.Sequential``.
+        cluster: optional ``mao_lab.distributed.Cluster``; its engines appear in the monitor
+            and ``fit`` trains on it.
+        samples: optional inputs for the inspector's activation view.
+        rows: layers per graph column.
+
+    Example:
+        >>> wb = Workbench(model)                     # doctest: +SKIP
+        >>> wb                                        # doctest: +SKIP
+        >>> wb.fit(x, y, epochs=3)                    # doctest: +SKIP
+    """
+
+    def __init__(self, model: Any, cluster: Any = None, samples: Any = None, rows: int = 6,
+                 **kwargs: Any) -> None:  # fmt: skip
+        self.model, self.cluster = model, cluster
+        self.graph = ModelGraph(model, samples=samples, rows=rows)
+        self.dashboard = TrainingDashboard()
+        self.monitor = EngineMonitor()
+        self.handle: Any = None
+        if cluster is not None:
+            self.monitor.update(_inventory_rows(cluster))
+            self.monitor.flush()
+        super().__init__([self.graph, self.dashboard, self.monitor], **kwargs)
+        self.add_class("mao-workbench")
+
+    def callbacks(self) -> list[Callback]:
+        """The callbacks that feed this workbench from a ``fit`` you call yourself."""
+        cbs: list[Callback] = [self.dashboard.callback()]
+        if self.cluster is None:
+            cbs.append(LocalEngineFeed(self.monitor))
+        return cbs
+
+    def fit(self, *args: Any, callbacks: list | None = None, **kwargs: Any) -> Any:
+        """``model.fit`` with this workbench's callbacks (and ``cluster=`` when it has one).
+
+        Returns what ``model.fit`` returns: a History, or the ``TrainingHandle`` of a
+        non-blocking distributed fit, which the graph, dashboard and monitor then follow.
+        """
+        if self.cluster is not None:
+            kwargs.setdefault("cluster", self.cluster)
+        kwargs.setdefault("verbose", 0)
+        result = self.model.fit(*args, callbacks=[*self.callbacks(), *(callbacks or [])],
+                                **kwargs)  # fmt: skip
+        if hasattr(result, "subscribe") and hasattr(result, "stop"):
+            self.follow(result)
+        return result
+
+    def follow(self, handle: Any) -> None:
+        """Follow a running distributed fit: pending edits, stop button, engine metrics."""
+        self.handle = handle
+        self.graph.attach(handle)
+        self.dashboard.attach(handle)
+        self.monitor.watch(handle)
+
+    def close(self) -> None:
+        """Close the three widgets and this layout."""
+        for w in (self.graph, self.dashboard, self.monitor):
+            w.close()
+        super().close()
+
+
+def _inventory_rows(cluster: Any) -> list[dict[str, Any]]:
+    rows = []
+    for info in cluster.inventory():
+        devices = list(getattr(info, "devices", []) or [])
+        chosen = getattr(info, "device", None) or (devices[0].get("key") if devices else "?")
+        vendor = next((d.get("vendor", "") for d in devices if d.get("key") == chosen), "")
+        rows.append({"id": int(info.id), "host": str(info.host), "device": str(chosen),
+                     "vendor": str(vendor or ""), "status": "idle"})  # fmt: skip
+    return rows

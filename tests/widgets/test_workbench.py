@@ -1,0 +1,70 @@
+"""Workbench: composes the three widgets, feeds them from a single-process fit, shows a
+cluster's engines, and follows a distributed TrainingHandle (metrics, dead engines, edits)."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from _contract_model import make_model
+
+from mao_lab.layers import Dense
+from mao_lab.widgets import EngineMonitor, ModelGraph, TrainingDashboard, Workbench
+
+
+def small_model():
+    m = make_model([Dense(8, activation="relu", name="h"), Dense(3, activation="softmax",
+                                                                name="out")], input_shape=(4,))
+    return m
+
+
+def test_single_process_fit_feeds_dashboard_and_a_local_engine_row():
+    pytest.importorskip("mao_lab.model")
+    m = small_model()
+    m.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    wb = Workbench(m)
+    kinds = (ModelGraph, TrainingDashboard, EngineMonitor)
+    assert [isinstance(c, k) for c, k in zip(wb.children, kinds)] == [True, True, True]
+    x = np.random.default_rng(1).normal(size=(48, 4)).astype(np.float32)
+    y = np.arange(48) % 3
+    hist = wb.fit(x, y, batch_size=16, epochs=2, validation_data=(x, y))
+    assert len(hist.history["loss"]) == 2
+    assert len(wb.dashboard.series["val_loss"]) == 2
+    assert wb.dashboard.series["loss"][-1][0] == 6  # 2 epochs x 3 batches
+    (row,) = wb.monitor.rows
+    assert row["id"] == 0 and row["status"] == "idle" and row["samples_per_s"] > 0
+    assert len(wb.graph.nodes) == 3
+    wb.close()
+
+
+def test_cluster_inventory_becomes_idle_rows():
+    info = [SimpleNamespace(id=i, host=f"h{i}", device=None,
+                            devices=[{"key": "opencl:0:0", "vendor": "pocl"}]) for i in range(2)]
+    wb = Workbench(small_model(), cluster=SimpleNamespace(inventory=lambda: info))
+    assert [(r["id"], r["host"], r["device"], r["vendor"], r["status"]) for r in wb.monitor.rows] \
+        == [(0, "h0", "opencl:0:0", "pocl", "idle"), (1, "h1", "opencl:0:0", "pocl", "idle")]
+
+
+def test_follow_a_training_handle_metrics_and_engine_loss():
+    handle_mod = pytest.importorskip("mao_lab.distributed.handle")
+    h = handle_mod.TrainingHandle()
+    wb = Workbench(small_model())
+    wb.monitor.min_interval = 0.0
+    got = threading.Event()
+    wb.monitor.observe(lambda ch: got.set() if len(ch["new"]) == 2 else None, names=["rows"])
+    wb.follow(h)
+    h._update(metrics={0: {"device": "numpy", "samples_per_s": 500.0, "local_batch": 48,
+                           "compute_s": 0.05, "comm_s": 0.01, "wait_s": 0.0, "rss": 1e8},
+                       1: {"device": "numpy", "samples_per_s": 150.0, "local_batch": 16,
+                           "compute_s": 0.05, "comm_s": 0.01, "wait_s": 0.02, "rss": 1e8}},
+              shares={0: 0.75, 1: 0.25})
+    h._emit("metrics", {})
+    assert got.wait(5)
+    rows = {r["id"]: r for r in wb.monitor.rows}
+    assert rows[0]["share"] == 0.75 and rows[1]["status"] == "training"
+    h._event("engine_lost", engine=1, error="engine 1 died")
+    rows = {r["id"]: r for r in wb.monitor.rows}
+    assert rows[1]["status"] == "dead" and len(rows) == 2
+    wb.close()
