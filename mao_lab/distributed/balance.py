@@ -17,7 +17,8 @@ def split_counts(total: int, shares: Sequence[float], min_each: int = 0) -> list
     """Split ``total`` items into integer counts proportional to ``shares`` (sum == total).
 
     Largest-remainder rounding, ties broken by position, so the result is deterministic.
-    ``min_each`` items go to every share first (when ``total`` allows it).
+    Every count is then lifted to at least ``min_each`` (when ``total`` allows it), taking
+    from the largest counts.
 
     Example:
         >>> split_counts(10, [0.5, 0.25, 0.25])
@@ -29,14 +30,16 @@ def split_counts(total: int, shares: Sequence[float], min_each: int = 0) -> list
                           f"positive sum; received {list(shares)!r}")
     if total < 0:
         raise ConfigError(f"cannot split a negative count; received total={total}")
-    base = min_each if total >= min_each * len(w) else 0
-    rest = total - base * len(w)
-    exact = w / w.sum() * rest
+    exact = w / w.sum() * total
     counts = np.floor(exact).astype(np.int64)
-    remainder = rest - int(counts.sum())
+    remainder = total - int(counts.sum())
     order = np.lexsort((np.arange(len(w)), -(exact - counts)))  # biggest fraction first
     counts[order[:remainder]] += 1
-    return [int(c) + base for c in counts]
+    if total >= min_each * len(w):  # lift the smallest to min_each, taking from the largest
+        while counts.min() < min_each:
+            counts[int(np.argmax(counts))] -= 1
+            counts[int(np.argmin(counts))] += 1
+    return [int(c) for c in counts]
 
 
 def normalize(shares: Sequence[float]) -> list[float]:

@@ -1,4 +1,4 @@
-"""Real local ipyparallel clusters, one per test module (each start costs ~6.5 s)."""
+"""Real local ipyparallel clusters, shared where possible (each start costs ~6.5 s)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from mao_lab.distributed import Cluster
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster2():
-    """Two local engines, 1 BLAS thread each; stopped when the module ends."""
+    """Two local engines, 1 BLAS thread each; shared by the modules that never kill an engine."""
     with Cluster.local(n=2) as cluster:
         yield cluster

@@ -1,0 +1,111 @@
+"""Gradient and parameter synchronisation: MPI allreduce on engines, parameter server on the client.
+
+Both weight each engine by its local batch size ``n_i``: the global step uses
+``sum_i n_i * g_i / sum_i n_i`` where ``g_i`` is the gradient of the *mean* local loss, which
+is exactly the gradient of the mean loss over the concatenated global batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import ClusterError
+
+
+def flatten(arrays: Sequence[np.ndarray], scale: float = 1.0, extra: Sequence[float] = (),
+            out: np.ndarray | None = None) -> np.ndarray:
+    """Concatenate ``scale * arrays`` (float32) followed by the ``extra`` scalars."""
+    size = sum(int(a.size) for a in arrays) + len(extra)
+    if out is None or out.size != size:
+        out = np.empty(size, dtype=np.float32)
+    i = 0
+    for a in arrays:
+        np.multiply(np.asarray(a, dtype=np.float32).ravel(), scale, out=out[i:i + a.size])
+        i += a.size
+    out[i:] = extra
+    return out
+
+
+def unflatten(buf: np.ndarray, like: Sequence[np.ndarray], scale: float = 1.0) -> list[np.ndarray]:
+    """Split ``buf`` back into arrays shaped like ``like``, times ``scale`` (float32)."""
+    out, i = [], 0
+    for a in like:
+        out.append((buf[i:i + a.size] * np.float32(scale)).reshape(a.shape).astype(np.float32))
+        i += a.size
+    return out
+
+
+class MPIAllreduce:
+    """Engine side: weighted gradient averaging among MPI ranks with ``Allreduce``.
+
+    The buffer holds ``n_i * g_i`` followed by ``[n_i, n_i * loss_i]``, so one collective
+    also sums the global batch size and loss. ``wait`` is time spent in a barrier (others
+    still computing), ``comm`` the allreduce itself.
+    """
+
+    def __init__(self) -> None:
+        from mpi4py import MPI
+
+        self.MPI = MPI
+        self.comm = MPI.COMM_WORLD
+        self._send: np.ndarray | None = None
+        self._recv: np.ndarray | None = None
+
+    @property
+    def rank(self) -> int:
+        return self.comm.rank
+
+    def __call__(self, grads: Sequence[np.ndarray], n: int, loss: float
+                 ) -> tuple[list[np.ndarray], int, float, float, float]:
+        """Returns (averaged grads, global batch, mean loss, wait seconds, comm seconds)."""
+        self._send = flatten(grads, float(n), (float(n), float(n) * float(loss)), self._send)
+        if self._recv is None or self._recv.size != self._send.size:
+            self._recv = np.empty_like(self._send)
+        t0 = time.perf_counter()
+        self.comm.Barrier()
+        t1 = time.perf_counter()
+        self.comm.Allreduce(self._send, self._recv, op=self.MPI.SUM)
+        t2 = time.perf_counter()
+        total = int(round(float(self._recv[-2])))
+        if total <= 0:
+            return [np.zeros_like(g) for g in grads], 0, 0.0, t1 - t0, t2 - t1
+        avg = unflatten(self._recv, grads, 1.0 / total)
+        return avg, total, float(self._recv[-1]) / total, t1 - t0, t2 - t1
+
+
+def weighted_gradient(results: dict[int, dict[str, Any]]) -> tuple[list[np.ndarray], int, float]:
+    """Client side (parameter server): average ``grad_sum`` of engines weighted by ``n``.
+
+    Each result carries ``grad_sum`` (= n_i * g_i, float32 arrays), ``n`` and ``loss_sum``.
+    Sums in float64 in engine-id order, so the result does not depend on arrival order.
+    """
+    parts = [results[e] for e in sorted(results) if results[e]["n"] > 0]
+    if not parts:
+        raise ClusterError("no engine processed any sample in this round")
+    total = sum(int(p["n"]) for p in parts)
+    grads = []
+    for k in range(len(parts[0]["grad_sum"])):
+        acc = np.zeros(parts[0]["grad_sum"][k].shape, dtype=np.float64)
+        for p in parts:
+            acc += p["grad_sum"][k]
+        grads.append((acc / total).astype(np.float32))
+    return grads, total, sum(float(p["loss_sum"]) for p in parts) / total
+
+
+def weighted_weights(results: dict[int, dict[str, Any]]) -> tuple[list[np.ndarray], int, float]:
+    """Client side (local SGD): average engines' weights weighted by samples processed."""
+    parts = [results[e] for e in sorted(results) if results[e]["n"] > 0]
+    if not parts:
+        raise ClusterError("no engine processed any sample in this round")
+    total = sum(int(p["n"]) for p in parts)
+    out = []
+    for k in range(len(parts[0]["weights"])):
+        acc = np.zeros(parts[0]["weights"][k].shape, dtype=np.float64)
+        for p in parts:
+            acc += p["n"] * np.asarray(p["weights"][k], dtype=np.float64)
+        out.append((acc / total).astype(np.float32))
+    return out, total, sum(float(p["loss_sum"]) for p in parts) / total

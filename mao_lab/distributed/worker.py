@@ -1,0 +1,227 @@
+"""The engine side of data-parallel training: one SPMD loop per engine.
+
+Functions here run *on the engines* (called through ipyparallel by reference, so mao_lab
+must be importable there). State lives in the module-level ``STATE`` between calls: the
+model, the rows this engine holds, its queue of sample indices and its metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+import numpy as np
+
+from .transport import build_model, decode
+
+STATE: dict[str, Any] = {}
+
+
+def setup(spec: dict[str, Any]) -> dict[str, Any]:
+    """Build the model on this engine's device and reset the row store.
+
+    ``spec``: model (``transport.model_message``), device, n_samples, mpi, slowdown (>= 1,
+    testing/demo only: the engine sleeps so each step takes ``slowdown`` times as long),
+    publish_every (seconds between published metrics), engine (id), threads.
+    """
+    STATE.clear()
+    threads = spec.get("threads")
+    if threads:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            STATE["_limits"] = threadpool_limits(int(threads))
+        except ImportError:
+            pass
+    model = build_model(spec["model"], spec.get("device"))
+    backend = getattr(model, "backend", None)
+    device = getattr(getattr(backend, "info", None), "key", None) or spec.get("device") or "numpy"
+    STATE.update(
+        model=model, device=device, engine=spec.get("engine"),
+        slowdown=float(spec.get("slowdown") or 1.0),
+        publish_every=float(spec.get("publish_every", 0.5)),
+        rows=np.full(int(spec["n_samples"]), -1, dtype=np.int64), x=None, y=None,
+        queue=np.zeros(0, np.int64), pos=0, step=0, last_publish=0.0,
+        window={"n": 0, "compute": 0.0, "comm": 0.0, "wait": 0.0, "loss": 0.0, "steps": 0},
+        sync=None,
+    )
+    if spec.get("mpi"):
+        from .sync import MPIAllreduce
+
+        STATE["sync"] = MPIAllreduce()
+    import psutil
+
+    STATE["proc"] = psutil.Process()
+    STATE["proc"].cpu_percent(None)
+    rank = STATE["sync"].rank if STATE["sync"] is not None else None
+    return {"device": device, "pid": os.getpid(), "host": socket.gethostname(), "rank": rank}
+
+
+def add_rows(idx: np.ndarray, payload: dict[str, Any]) -> int:
+    """Store rows ``idx`` (global indices) sent as ``transport.Source.payload``."""
+    x, y = decode(payload)
+    if len(x) != len(idx):
+        raise ValueError(f"received {len(x)} rows for {len(idx)} indices")
+    start = 0 if STATE["x"] is None else len(STATE["x"])
+    if STATE["x"] is None:
+        STATE["x"], STATE["y"] = np.array(x), np.array(y)
+    else:
+        STATE["x"] = np.concatenate([STATE["x"], x])
+        STATE["y"] = np.concatenate([STATE["y"], y])
+    STATE["rows"][np.asarray(idx, np.int64)] = np.arange(start, start + len(idx))
+    return len(STATE["x"])
+
+
+def _batch(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r = STATE["rows"][idx]
+    if np.any(r < 0):
+        missing = idx[r < 0][:5].tolist()
+        raise RuntimeError(f"engine {STATE['engine']} does not hold rows {missing}...")
+    return STATE["x"][r], STATE["y"][r]
+
+
+def _compute(idx: np.ndarray) -> tuple[float, list[np.ndarray] | None, float]:
+    """Loss and gradients of the mean loss over rows ``idx``; and compute seconds."""
+    t0 = time.perf_counter()
+    if len(idx) == 0:
+        return 0.0, None, 0.0
+    x, y = _batch(idx)
+    loss, grads = STATE["model"].compute_gradients(x, y)
+    grads = [np.asarray(g, dtype=np.float32) for g in grads]
+    dt = time.perf_counter() - t0
+    if STATE["slowdown"] > 1.0:  # artificial slow device (tests and demos only)
+        time.sleep(dt * (STATE["slowdown"] - 1.0))
+        dt = time.perf_counter() - t0
+    return float(loss), grads, dt
+
+
+def _zeros_like_grads() -> list[np.ndarray]:
+    """Zero gradients (an engine with no sample left this step still joins the allreduce)."""
+    shapes = STATE.get("grad_shapes")
+    if shapes is None:
+        model = STATE["model"]
+        layers = {la.name: la for la in model.layers}
+        shapes = []
+        for full in model.trainable_weight_names():
+            lname, pname = full.rsplit("/", 1)
+            shapes.append(tuple(layers[lname].params[pname].shape))
+        STATE["grad_shapes"] = shapes
+    return [np.zeros(s, np.float32) for s in shapes]
+
+
+def _publish(force: bool = False) -> dict[str, Any]:
+    """Publish this engine's windowed metrics at a bounded rate; returns them."""
+    now = time.perf_counter()
+    w = STATE["window"]
+    m = {
+        "engine": STATE["engine"], "device": STATE["device"], "step": STATE["step"],
+        "local_batch": STATE.get("batch", 0), "samples": w["n"],
+        "samples_per_s": (w["n"] / w["compute"]) if w["compute"] > 0 else None,
+        "compute_s": w["compute"] / max(w["steps"], 1), "comm_s": w["comm"] / max(w["steps"], 1),
+        "wait_s": w["wait"] / max(w["steps"], 1),
+        "loss": (w["loss"] / w["n"]) if w["n"] else None,
+        "cpu_percent": STATE["proc"].cpu_percent(None),
+        "rss": STATE["proc"].memory_info().rss, "time": time.time(),
+    }
+    if w["n"] == 0 and "last_metrics" in STATE:  # an empty window: repeat the last figures
+        m = dict(STATE["last_metrics"], cpu_percent=m["cpu_percent"], rss=m["rss"],
+                 time=m["time"], step=m["step"])
+    STATE["last_metrics"] = m
+    if force or now - STATE["last_publish"] >= STATE["publish_every"]:
+        try:
+            from ipyparallel.engine.datapub import publish_data
+
+            publish_data({"mao_metrics": m})
+        except Exception:  # noqa: BLE001 - not inside an engine (unit use): skip
+            pass
+        STATE["last_publish"] = now
+        STATE["window"] = {"n": 0, "compute": 0.0, "comm": 0.0, "wait": 0.0, "loss": 0.0,
+                           "steps": 0}
+    return m
+
+
+def _account(n: int, loss: float, compute: float, comm: float = 0.0, wait: float = 0.0) -> None:
+    w = STATE["window"]
+    w["n"] += n
+    w["compute"] += compute
+    w["comm"] += comm
+    w["wait"] += wait
+    w["loss"] += loss * n
+    w["steps"] += 1
+    STATE["step"] += 1
+
+
+def run(msg: dict[str, Any]) -> dict[str, Any]:
+    """One round of training on this engine.
+
+    ``msg`` keys: model (rebuild from a message: a live edit), weights (set them: local-SGD
+    averaging), grad (apply this global gradient first: parameter server, sync_every=1),
+    rows ((idx, payload) to store), queue (new queue of sample indices), batch (local batch
+    size), steps, mode ("grad" | "local" | "mpi" | "apply").
+
+    Returns n (samples processed), loss_sum, compute (seconds), comm, wait, and grad_sum
+    (mode "grad") or weights (mode "local"), plus this engine's latest metrics.
+    """
+    model = STATE["model"]
+    if msg.get("model") is not None:
+        model = STATE["model"] = build_model(msg["model"], STATE["device"])
+        STATE.pop("grad_shapes", None)
+    if msg.get("weights") is not None:
+        model.set_weights(msg["weights"])
+    if msg.get("grad") is not None:
+        model.apply_gradients(msg["grad"])
+    if msg.get("rows") is not None:
+        add_rows(*msg["rows"])
+    if msg.get("queue") is not None:
+        STATE["queue"], STATE["pos"] = np.asarray(msg["queue"], np.int64), 0
+    mode = msg.get("mode", "grad")
+    out: dict[str, Any] = {"n": 0, "loss_sum": 0.0, "compute": 0.0, "comm": 0.0, "wait": 0.0}
+    if mode == "apply":
+        return out
+    b = STATE["batch"] = int(msg["batch"])
+    for _ in range(int(msg.get("steps", 1))):
+        idx = STATE["queue"][STATE["pos"]:STATE["pos"] + b]
+        STATE["pos"] += len(idx)
+        loss, grads, dt = _compute(idx)
+        n = len(idx)
+        comm = wait = 0.0
+        if mode == "mpi":
+            local = grads if grads is not None else _zeros_like_grads()
+            avg, total, loss_g, wait, comm = STATE["sync"](local, n, loss)
+            if total > 0:
+                model.apply_gradients(avg)
+        elif mode == "local" and grads is not None:
+            t0 = time.perf_counter()
+            model.apply_gradients(grads)
+            dt += time.perf_counter() - t0
+        elif mode == "grad":
+            out["grad_sum"] = ([g * np.float32(n) for g in grads] if grads is not None
+                               else _zeros_like_grads())
+        out["n"] += n
+        out["loss_sum"] += loss * n
+        out["compute"] += dt
+        out["comm"] += comm
+        out["wait"] += wait
+        _account(n, loss, dt, comm, wait)
+        _publish()
+    if mode == "local":
+        out["weights"] = [np.asarray(w) for w in model.get_weights()]
+    out["metrics"] = _publish(force=False)
+    return out
+
+
+def weights() -> list[np.ndarray]:
+    """This engine's current model weights (host arrays)."""
+    return [np.asarray(w) for w in STATE["model"].get_weights()]
+
+
+def optimizer_state() -> list[np.ndarray]:
+    """This engine's optimizer state (host arrays, ``Optimizer.get_state`` order)."""
+    return [np.asarray(a) for a in STATE["model"].optimizer.get_state()]
+
+
+def teardown() -> None:
+    """Drop the model and the rows held by this engine."""
+    STATE.clear()

@@ -1,0 +1,149 @@
+"""DataParallel on a real 2-engine cluster: exactness, shares, non-blocking fit, edits,
+checkpoints and bad input (parameter-server strategy)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from mao_lab.data import load_iris
+from mao_lab.distributed import DataParallel
+from mao_lab.distributed import worker
+from mao_lab.errors import ClusterError, ConfigError, ModelError
+
+from .helpers import iris_model, max_diff, replay
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def iris():
+    ds = load_iris()
+    x, y = ds.numpy()
+    return ds, x, y
+
+
+def test_unequal_shares_match_one_process_on_the_global_batches(cluster2, iris):
+    ds, x, y = iris
+    model, ref = iris_model(), iris_model()
+    ref.set_weights(model.get_weights())
+    w0 = model.get_weights()
+    dp = DataParallel(model, cluster2, strategy="ps", balance=[0.25, 0.75],
+                      global_batch_size=16, record_batches=True)
+    hist = dp.fit(ds, epochs=2, seed=3)  # a Dataset: rows travel as Arrow IPC
+    assert hist.history["samples"] == [150, 150] and all(hist.history["exactly_once"])
+    assert len(dp.batches) == 2 * 10  # ceil(150 / 16) steps per epoch
+    assert sorted(np.concatenate(dp.batches[:10]).tolist()) == list(range(150))
+    assert [len(b) for b in dp.batches[:9]] == [16] * 9  # 4 + 12 samples per step
+    replay(ref, x, y, dp.batches)
+    assert max_diff(model.get_weights(), w0) > 1e-2  # it trained
+    assert max_diff(model.get_weights(), ref.get_weights()) < 2e-6
+    # the engines hold the same model (one gradient behind: apply it and compare)
+    eng = cluster2.client[cluster2.ids[0]].apply_sync(worker.weights)
+    assert len(eng) == len(ref.get_weights())
+    shares = dp.handle.shares
+    assert shares == {cluster2.ids[0]: 0.25, cluster2.ids[1]: 0.75}
+    m = dp.handle.metrics[cluster2.ids[1]]
+    assert m["device"] == "numpy" and m["local_batch"] == 12 and m["rss"] > 0
+
+
+def test_local_sgd_averages_parameters_weighted_by_samples(cluster2, iris):
+    _, x, y = iris
+    model = iris_model(lr=0.05, momentum=0.0)
+    dp = DataParallel(model, cluster2, strategy="ps", sync_every=4, balance="equal",
+                      global_batch_size=10)
+    hist = dp.fit(x, y, epochs=3, seed=0)
+    assert hist.history["samples"] == [150] * 3 and all(hist.history["exactly_once"])
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+    # after the last round the client holds the sample-weighted average of the engines
+    res = [cluster2.client[e].apply_sync(worker.weights) for e in cluster2.ids]
+    assert max_diff(model.get_weights(), [(a + b) / 2 for a, b in zip(*res)]) < 1e-6
+
+
+def test_slow_engine_gets_a_smaller_share(cluster2, iris):
+    _, x, y = iris
+    slow = cluster2.ids[1]
+    model = iris_model()
+    dp = DataParallel(model, cluster2, strategy="ps", balance="speed", global_batch_size=30,
+                      slowdown={slow: 4.0}, drift=0.1)
+    hist = dp.fit(x, y, epochs=3, seed=0)
+    assert all(hist.history["exactly_once"])
+    shares = dp.handle.shares
+    assert shares[slow] < 0.4 < shares[cluster2.ids[0]]
+    assert any(ev["type"] == "rebalance" for ev in dp.handle.events)
+    speeds = {e: dp.handle.metrics[e]["speed"] for e in cluster2.ids}
+    assert speeds[slow] < speeds[cluster2.ids[0]]
+    assert dp.handle.metrics[slow]["local_batch"] < dp.handle.metrics[cluster2.ids[0]][
+        "local_batch"]
+
+
+def test_non_blocking_fit_live_metrics_edit_and_stop(cluster2, iris):
+    _, x, y = iris
+    model = iris_model()
+    dp = DataParallel(model, cluster2, strategy="ps", global_batch_size=8,
+                      slowdown={e: 3.0 for e in cluster2.ids}, publish_every=0.05)
+    handle = dp.fit(x, y, epochs=200, seed=0, block=False)
+    assert not handle.done
+    deadline = time.monotonic() + 60
+    while handle.progress["step"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    model.edit(0, units=24)  # a live edit on the client's model
+    while (not handle.edits or handle.edits[0]["applied_step"] is None) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    edit = handle.edits[0]
+    assert edit["type"] == "edit" and edit["applied_step"] >= edit["requested_step"]
+    step = handle.progress["step"]
+    while handle.progress["step"] < step + 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    handle.stop()
+    history = handle.wait(timeout=60)
+    assert handle.done and handle.progress["epoch"] < 200 and handle.pending_edits == []
+    assert set(handle.metrics) == set(cluster2.ids)
+    assert all(m["loss"] is not None for m in handle.metrics.values())
+    # every engine trains the edited architecture
+    cfgs = cluster2.client[:].apply_sync(
+        lambda: __import__("mao_lab.distributed.worker").distributed.worker.STATE[
+            "model"].get_config()["layers"][0]["config"]["units"])
+    assert cfgs == [24, 24] and model.layers[0].units == 24
+    assert history is not None
+
+
+def test_checkpoint_resume_is_bit_identical(cluster2, iris, tmp_path):
+    _, x, y = iris
+    full = iris_model()
+    DataParallel(full, cluster2, strategy="ps", balance=[0.4, 0.6],
+                 global_batch_size=16).fit(x, y, epochs=3, seed=5)
+    part = iris_model()
+    ckpt = str(tmp_path / "ckpt")
+    DataParallel(part, cluster2, strategy="ps", balance=[0.4, 0.6],
+                 global_batch_size=16).fit(x, y, epochs=2, seed=5, checkpoint=ckpt)
+    resumed = iris_model(seed=99)  # other initial weights: the checkpoint replaces them
+    hist = DataParallel(resumed, cluster2, strategy="ps", balance=[0.4, 0.6],
+                        global_batch_size=16).fit(x, y, epochs=3, seed=5, resume=ckpt)
+    assert len(hist.history["loss"]) == 3
+    for a, b in zip(full.get_weights(), resumed.get_weights()):
+        assert np.array_equal(a, b)
+
+
+def test_bad_input_gives_clear_errors(cluster2, iris):
+    _, x, y = iris
+    from mao_lab import Sequential
+    from mao_lab.layers import Dense
+
+    raw = Sequential([Dense(3)], input_shape=(4,))
+    with pytest.raises(ModelError, match="not compiled"):
+        DataParallel(raw, cluster2)
+    model = iris_model()
+    with pytest.raises(ConfigError, match="strategy='mpi' needs engines launched with MPI"):
+        DataParallel(model, cluster2, strategy="mpi")
+    with pytest.raises(ConfigError, match="fewer samples than engines: 1 samples for 2"):
+        DataParallel(model, cluster2).fit(x[:1], y[:1])
+    with pytest.raises(ConfigError, match="expected 2 shares"):
+        DataParallel(model, cluster2, balance=[1.0])
+    with pytest.raises(ConfigError, match="sync_every must be an integer >= 1"):
+        DataParallel(model, cluster2, sync_every=0)
+    with pytest.raises(ClusterError, match=rf"engine {cluster2.ids[0]} failed: DeviceError"):
+        DataParallel(model, cluster2, device={cluster2.ids[0]: "opencl:9:9"}).fit(x, y)
