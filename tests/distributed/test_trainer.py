@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from mao_lab.data import load_iris
-from mao_lab.distributed import DataParallel
-from mao_lab.distributed import worker
+from mao_lab.distributed import DataParallel, worker
 from mao_lab.errors import ClusterError, ConfigError, ModelError
 
 from .helpers import iris_model, max_diff, replay
