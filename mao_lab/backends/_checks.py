@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..errors import ConfigError, DTypeError, ShapeError
 from .base import ACTIVATIONS
 
 FLOAT_DTYPES = ("float32", "float64")
 
 
+_DTYPE_SETS: dict[tuple, frozenset] = {}
+
+
 def check_float(name: str, a, op: str, allowed: Sequence[str] = FLOAT_DTYPES) -> None:
-    if str(a.dtype) not in allowed:
+    # dtype objects, not str(dtype): str() costs microseconds on every hot-path call
+    key = tuple(allowed)
+    ok = _DTYPE_SETS.get(key)
+    if ok is None:
+        ok = _DTYPE_SETS[key] = frozenset(np.dtype(d) for d in allowed)
+    if a.dtype not in ok:
         raise DTypeError(
             f"{op}: '{name}' must have dtype {' or '.join(allowed)}; received {a.dtype}"
         )
@@ -19,7 +29,7 @@ def check_float(name: str, a, op: str, allowed: Sequence[str] = FLOAT_DTYPES) ->
 
 def check_same_dtype(op: str, **arrays) -> None:
     arrays = {k: v for k, v in arrays.items() if v is not None}
-    dtypes = {str(v.dtype) for v in arrays.values()}
+    dtypes = {v.dtype for v in arrays.values()}
     if len(dtypes) > 1:
         got = ", ".join(f"{k}={v.dtype}" for k, v in arrays.items())
         raise DTypeError(f"{op}: all operands must share one float dtype; received {got}")
