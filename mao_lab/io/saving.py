@@ -64,6 +64,9 @@ def save_model(model, path) -> None:
     meta = {"format": FORMAT_MODEL, "version": VERSION,
             "model_config": json.dumps(model.get_config())}
     tensors = _weight_tensors(model) if model.built else {}
+    if model.built:
+        meta["layer_state"] = json.dumps({la.name: la.runtime_state() for la in model.layers
+                                          if la.runtime_state()})
     if model.compiled:
         meta["compile_config"] = json.dumps(model.get_compile_config())
         if model.built:
@@ -138,6 +141,12 @@ def load_model(path, device=None):
                                  f"rebuild: {exc}") from None
     if model.built:
         load_weights(model, path)
+        for name, st in (_json(meta, "layer_state", path) if "layer_state" in meta
+                         else {}).items():
+            if not isinstance(st, dict) or name not in [la.name for la in model.layers]:
+                raise SerializationError(f"{str(path)!r}: layer_state names unknown layer "
+                                         f"{name!r}")
+            model.get_layer(name).set_runtime_state(st)
         if model.compiled:
             opt = model.optimizer
             shapes = {"optimizer/iterations": (1,)}

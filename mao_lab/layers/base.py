@@ -198,6 +198,13 @@ class Layer:
             self.state[name] = arr
         return arr
 
+    def runtime_state(self) -> dict[str, Any]:
+        """JSON-able non-weight state that training advances (saved with the model)."""
+        return {}
+
+    def set_runtime_state(self, state: dict[str, Any]) -> None:
+        """Restore ``runtime_state`` output."""
+
     def zero_grads(self) -> None:
         """Make the next backward overwrite the grads instead of accumulating (no kernel)."""
         self._gbeta = 0.0

@@ -39,6 +39,13 @@ class Dropout(Layer):
     def build_params(self, input_shape) -> None:
         self._seed = self.seed if self.seed is not None else int(self.rng.integers(2**31))
 
+    def runtime_state(self) -> dict[str, Any]:
+        return {"seed": self._seed, "step_offset": self.step_offset} if self.built else {}
+
+    def set_runtime_state(self, state: dict[str, Any]) -> None:
+        self._seed = int(state.get("seed", self._seed))
+        self.step_offset = int(state.get("step_offset", 0))
+
     def forward(self, x, training: bool = False):
         if not training or self.rate == 0:
             self._c_mask = None
