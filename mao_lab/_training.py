@@ -111,8 +111,9 @@ class TrainingMixin:
                 la.forward(x, training)
         return x
 
-    def _loss_and_grads(self, xb: np.ndarray, yb: np.ndarray):
-        """Forward, loss and backward of one host batch; returns (loss, device output)."""
+    def _loss_and_grads(self, xb: np.ndarray, yb: np.ndarray, want_ids: bool = False):
+        """Forward, loss and backward of one host batch, enqueued with a single wait at the
+        end; returns (loss, predicted class ids on the host or None)."""
         be = self.backend
         for la in self.layers:
             la.zero_grads()
@@ -120,27 +121,34 @@ class TrainingMixin:
         total, scale, dy = self.loss(be, out, _device(be, yb), logits=self._fused)
         for la in reversed(self.layers):
             dy = la.backward(dy)
-        return float(be.to_host(total)) * scale, out
+        ids = self._device_ids(out) if want_ids else None
+        loss = float(be.to_host(total)) * scale  # the one wait of the step
+        return loss, (self._host_ids(ids) if want_ids else None)
 
     def _update(self) -> None:
         self.optimizer.apply(self.backend, [(k, la.params[n], la.grads[n])
                                             for k, la, n in self._keys])
 
-    def _predicted_ids(self, out) -> np.ndarray:
-        be = self.backend
+    def _device_ids(self, out):
+        """Enqueue the class-id reduction of ``out`` (argmax, or the output itself if K=1)."""
         if len(out.shape) == 2 and out.shape[1] > 1:
-            return be.to_host(be.argmax(out, 1))
-        return M.class_ids(np.asarray(be.to_host(out)))
+            return self.backend.argmax(out, 1)
+        return out
+
+    def _host_ids(self, dev_ids) -> np.ndarray:
+        a = np.asarray(self.backend.to_host(dev_ids))
+        return a if a.ndim == 1 else M.class_ids(a)
+
+    def _predicted_ids(self, out) -> np.ndarray:
+        return self._host_ids(self._device_ids(out))
 
     def _train_step(self, xb, yb, labels, mets):
-        loss, out = self._loss_and_grads(xb, yb)
+        loss, ids = self._loss_and_grads(xb, yb, want_ids=bool(mets))
         if not math.isfinite(loss):
             raise TrainingError(f"the loss became {loss}")
-        self._update()
-        if mets:
-            ids = self._predicted_ids(out)
-            for m in mets:
-                m.update(ids, labels)
+        self._update()  # enqueued; the next step's work queues behind it
+        for m in mets:
+            m.update(ids, labels)
         return loss
 
     # ---- public training API ----------------------------------------------------------------
