@@ -151,3 +151,65 @@ def nbytes_human(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{n} B"  # pragma: no cover
+
+
+# Parquet stores a fixed-size list with repetition levels, which decodes at ~0.15 GB/s; the
+# same bytes as FIXED_LEN_BYTE_ARRAY decode at ~1 GB/s. Writers may therefore store tensor
+# columns as fixed-size binary (recorded under "binary_tensors" in the metadata); readers
+# reinterpret the bytes as tensors again without copying.
+BINARY_KEY = "binary_tensors"
+
+
+def encode_binary_tensors(table: pa.Table, names) -> pa.Table:
+    """Store the tensor columns ``names`` as fixed-size binary (zero-copy reinterpretation)."""
+    meta = read_meta(table.schema)
+    info = dict(meta.get(BINARY_KEY, {}))
+    for name in names:
+        typ = table.schema.field(name).type
+        if not is_tensor_type(typ):
+            continue
+        vt, size = tensor_value_type(typ), storage_type(typ).list_size
+        width = size * vt.bit_width // 8
+        chunks = []
+        for chunk in table.column(name).chunks:
+            store = chunk.storage if isinstance(chunk, pa.ExtensionArray) else chunk
+            values = store.values  # the whole child: row i starts at values.offset + i*size
+            data = values.buffers()[1].slice(values.offset * vt.bit_width // 8)
+            chunks.append(pa.Array.from_buffers(
+                pa.binary(width), len(store),
+                [store.buffers()[0] if store.null_count else None, data],
+                offset=store.offset))
+        info[name] = {"dtype": str(vt), "size": size,
+                      "shape": list(typ.shape) if isinstance(typ, pa.FixedShapeTensorType)
+                      else None}
+        table = replace_column(table, name, pa.chunked_array(chunks, pa.binary(width)))
+    meta[BINARY_KEY] = info
+    return with_meta(table, meta)
+
+
+def decode_binary_tensors(table: pa.Table) -> pa.Table:
+    """Undo :func:`encode_binary_tensors`: fixed-size binary back to tensor columns, no copy."""
+    meta = read_meta(table.schema)
+    info = meta.pop(BINARY_KEY, None)
+    if not info:
+        return table
+    for name, spec in info.items():
+        if name not in table.column_names:
+            continue
+        vt = pa.type_for_alias(spec["dtype"])
+        size = int(spec["size"])
+        typ = pa.list_(vt, size)
+        chunks = []
+        for chunk in table.column(name).chunks:
+            validity, data = chunk.buffers()
+            n_all = chunk.offset + len(chunk)
+            values = pa.Array.from_buffers(vt, n_all * size, [None, data])
+            arr = pa.Array.from_buffers(typ, len(chunk), [validity], offset=chunk.offset,
+                                        children=[values])
+            if spec.get("shape"):
+                arr = pa.ExtensionArray.from_storage(
+                    pa.fixed_shape_tensor(vt, spec["shape"]), arr)
+            chunks.append(arr)
+        out_type = chunks[0].type if chunks else typ
+        table = replace_column(table, name, pa.chunked_array(chunks, out_type))
+    return with_meta(table, meta)

@@ -93,6 +93,8 @@ class Dataset:
         class_names: optional names of the classes.
         nan_policy: 'raise' (default) on NaN/inf features, 'drop' those rows, or 'fill' them.
         fill_value: the value used by ``nan_policy='fill'``.
+        validate: scan the features for NaN/inf (skip only for data already checked, e.g.
+            a shard decoded from another Dataset's IPC buffer).
 
     Example:
         >>> import numpy as np
@@ -104,7 +106,7 @@ class Dataset:
     def __init__(self, table: pa.Table, features: str | Sequence[str] | None = None,
                  label: str | None = None, feature_shape: Sequence[int] | None = None,
                  num_classes: int | None = None, class_names: Sequence[str] | None = None,
-                 nan_policy: str = "raise", fill_value: float = 0.0):
+                 nan_policy: str = "raise", fill_value: float = 0.0, validate: bool = True):
         if not isinstance(table, pa.Table):
             raise DataError(f"Dataset needs a pyarrow.Table; received {type(table).__name__}. "
                             "Use Dataset.from_numpy(x, y) for numpy arrays.")
@@ -112,7 +114,8 @@ class Dataset:
         table, layout = resolve(table, features, label, feature_shape, num_classes, meta)
         from ._validate import apply_nan_policy
 
-        table = apply_nan_policy(table, layout, nan_policy, fill_value)
+        if validate:
+            table = apply_nan_policy(table, layout, nan_policy, fill_value)
         names = list(class_names) if class_names is not None else meta.get("class_names")
         if names is not None and len(names) != layout.num_classes:
             raise DataError(f"class_names has {len(names)} entries; expected num_classes="
@@ -350,11 +353,11 @@ class Dataset:
         return from_numpy(x, y, **kwargs)
 
     @classmethod
-    def from_ipc(cls, buffer) -> Dataset:
+    def from_ipc(cls, buffer, validate: bool = True) -> Dataset:
         """Decode an Arrow IPC stream zero-copy (the arrays view ``buffer``)."""
         from .loaders import from_ipc
 
-        return from_ipc(buffer)
+        return from_ipc(buffer, validate=validate)
 
     def to_ipc(self) -> pa.Buffer:
         """Encode as an Arrow IPC stream buffer (bytes-like, sent without pickling)."""

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DataError
-from ._arrow import read_meta
+from ._arrow import decode_binary_tensors, read_meta
 from ._validate import resolve
 from .dataset import Dataset, _check_batch_size
 from .loaders import _expression
@@ -66,7 +66,7 @@ class ParquetShard:
             raise DataError("this shard holds no row groups (its weight was 0)")
         meta = tables[0].schema.metadata
         table = pa.concat_tables([t.replace_schema_metadata(meta) for t in tables])
-        return Dataset(table, **kwargs)
+        return Dataset(decode_binary_tensors(table), **kwargs)
 
     def scan(self, batch_size: int, **kwargs: Any) -> Scan:
         """Stream just these row groups; see :func:`scan`."""
@@ -145,8 +145,9 @@ class Scan:
             if missing:
                 raise DataError(f"Parquet {self._pieces[0][0]} has no column(s) {missing}; "
                                 f"it has columns {schema.names}")
-        meta = read_meta(schema)
-        empty = schema.empty_table()
+        self._raw_meta = schema.metadata
+        empty = decode_binary_tensors(schema.empty_table())
+        meta = read_meta(empty.schema)
         if columns is not None:
             empty = empty.select(list(columns))
         features, label = dataset_kwargs.pop("features", None), dataset_kwargs.pop("label", None)
@@ -186,7 +187,8 @@ class Scan:
                 it = pf.iter_batches(batch_size=self._read_rows, row_groups=[g],
                                      columns=self._columns, use_threads=False)
                 for rb in it:
-                    table = pa.Table.from_batches([rb])
+                    table = pa.Table.from_batches([rb]).replace_schema_metadata(self._raw_meta)
+                    table = decode_binary_tensors(table)
                     if self._filter is not None:
                         table = table.filter(self._filter)
                     if table.num_rows == 0:

@@ -115,3 +115,24 @@ def test_corrupt_parquet_in_scan(pdir):
     (pdir / "p2.parquet").write_bytes(raw[:100])
     with pytest.raises(DataError, match="corrupt or truncated"):
         list(scan(pdir, 32))
+
+
+@pytest.mark.parametrize("extension", [False, True])
+def test_binary_tensor_encoding_round_trips_and_streams(tmp_path, extension):
+    from mao_lab.data import read_parquet
+
+    x = np.arange(30 * 6, dtype=np.float32).reshape(30, 2, 3)
+    ds = from_numpy(x, np.arange(30) % 4, extension=extension, class_names=list("abcd"))
+    ds.slice(5, 30).to_parquet(tmp_path / "b.parquet", tensor_encoding="binary",
+                               row_group_size=8)
+    typ = pq.read_schema(tmp_path / "b.parquet").field("x").type
+    assert pa.types.is_fixed_size_binary(typ) and typ.byte_width == 24
+    back = read_parquet(tmp_path / "b.parquet")
+    assert back.feature_shape == (2, 3) and back.class_names == list("abcd")
+    assert isinstance(back.table.schema.field("x").type, pa.FixedShapeTensorType) == extension
+    np.testing.assert_array_equal(back.numpy()[0], x[5:])
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in scan(tmp_path, 7)]), x[5:])
+    shard = parquet_shards(tmp_path, [1, 1])[1].read()
+    np.testing.assert_array_equal(shard.numpy()[0], x[5 + 16:])
+    with pytest.raises(DataError, match="tensor_encoding must be"):
+        ds.to_parquet(tmp_path / "c.parquet", tensor_encoding="blob")
