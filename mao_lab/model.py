@@ -132,6 +132,7 @@ class Sequential(TrainingMixin, EditsMixin):
             prev = self.layers[-1].output_shape if self.layers else self.input_shape
             self._prepare(layer, prev)
         self.layers.append(layer)
+        self._undo.clear()  # undo reverts live edits; add/pop/build start a fresh history
         self._structure_changed()
         self._notify("insert", index=len(self.layers) - 1, layer=layer.name)
 
@@ -140,6 +141,7 @@ class Sequential(TrainingMixin, EditsMixin):
         if not self.layers:
             raise ModelError(f"model {self.name!r} has no layers to pop")
         layer = self.layers.pop()
+        self._undo.clear()
         self._structure_changed()
         self._notify("remove", index=len(self.layers), layer=layer.name)
         return layer
@@ -149,10 +151,14 @@ class Sequential(TrainingMixin, EditsMixin):
         shape = _shape(input_shape, f"{self.name}: input_shape")
         if self.built and shape == self.input_shape:
             return
+        s = shape
+        for layer in self.layers:  # infer every shape first: a misfit changes nothing
+            s = layer.compute_output_shape(s)
         for layer in self.layers:
             self._prepare(layer, shape)
             shape = layer.output_shape
         self.input_shape = _shape(input_shape, "input_shape")
+        self._undo.clear()
         self._structure_changed()
         self._notify("build", input_shape=self.input_shape)
 

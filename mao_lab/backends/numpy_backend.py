@@ -11,7 +11,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ConfigError, ShapeError
 from . import _checks as C
-from .base import Backend, DeviceInfo, dropout_uniform
+from . import _numpy_fast as _fast
+from .base import Backend, dropout_uniform
 
 
 def _act(y: np.ndarray, kind: str) -> np.ndarray:
@@ -66,6 +67,8 @@ class NumpyBackend(Backend):
         from .inventory import numpy_device_info
 
         self.info = numpy_device_info()
+        self._cols = _fast.ColsCache()  # im2col of recent conv inputs, for the filter gradient
+        self._pool = _fast.PoolIndex()
 
     # ---- memory -------------------------------------------------------------------------
     def asarray(self, x, dtype=None) -> np.ndarray:
@@ -156,7 +159,7 @@ class NumpyBackend(Backend):
         if kind == "linear":
             dx = np.array(dy, copy=True)
         elif kind == "relu":
-            dx = dy * (y > 0)
+            dx = np.multiply(dy, y > 0)
         elif kind == "sigmoid":
             dx = dy * y * (1 - y)
         elif kind == "tanh":
@@ -248,44 +251,22 @@ class NumpyBackend(Backend):
         oh, ow = C.conv_dims(x.shape, w.shape, stride, padding, "conv2d_forward")
         C.check_activation(activation, "conv2d_forward")
         C.check_same_dtype("conv2d_forward", x=x, w=w, bias=bias)
-        f, c, kh, kw = w.shape
-        b = x.shape[0]
-        cols = _windows(_pad(x, padding), kh, kw, *stride, oh, ow)
-        # (B, OH, OW, C, KH, KW) @ (C*KH*KW, F) -> (B, OH, OW, F)
-        cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(b * oh * ow, c * kh * kw)
-        y = cols @ w.reshape(f, -1).T
-        if bias is not None:
-            y += bias
-        y = np.ascontiguousarray(y.reshape(b, oh, ow, f).transpose(0, 3, 1, 2))
+        y = _fast.conv_forward(x, w, bias, tuple(stride), tuple(padding), oh, ow, self._cols)
         return _act(y, activation)
 
     def conv2d_backward_data(self, dy, w, x_shape, *, stride=(1, 1), padding=(0, 0, 0, 0)):
         """dx (B, C, H, W) from dy (B, F, OH, OW) and w (F, C, KH, KW)."""
         oh, ow = C.conv_dims(x_shape, w.shape, stride, padding, "conv2d_backward_data")
         C.check_shape("dy", dy, (x_shape[0], w.shape[0], oh, ow), "conv2d_backward_data")
-        f, c, kh, kw = w.shape
-        b, _, h, wd = x_shape
-        t, bo, le, r = padding
-        sh, sw = stride
-        # dcols: (B, OH, OW, C, KH, KW)
-        dcols = (dy.transpose(0, 2, 3, 1).reshape(-1, f) @ w.reshape(f, -1))
-        dcols = dcols.reshape(b, oh, ow, c, kh, kw)
-        dxp = np.zeros((b, c, h + t + bo, wd + le + r), dtype=dy.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += dcols[:, :, :, :, i, j].transpose(
-                    0, 3, 1, 2)
-        return np.ascontiguousarray(dxp[:, :, t:t + h, le:le + wd])
+        return _fast.conv_backward_data(dy, w, tuple(x_shape), tuple(stride), tuple(padding))
 
     def conv2d_backward_filter(self, dy, x, w_shape, *, stride=(1, 1), padding=(0, 0, 0, 0),
                                out=None, beta: float = 0.0):
         """dw (F, C, KH, KW) from dy (B, F, OH, OW) and x; out = dw + beta * out."""
         oh, ow = C.conv_dims(x.shape, w_shape, stride, padding, "conv2d_backward_filter")
         C.check_shape("dy", dy, (x.shape[0], w_shape[0], oh, ow), "conv2d_backward_filter")
-        f, c, kh, kw = w_shape
-        cols = _windows(_pad(x, padding), kh, kw, *stride, oh, ow)
-        cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(-1, c * kh * kw)
-        dw = (dy.transpose(1, 0, 2, 3).reshape(f, -1) @ cols).reshape(w_shape)
+        dw = _fast.conv_backward_filter(dy, x, tuple(w_shape), tuple(stride), tuple(padding),
+                                         self._cols)
         if out is None:
             return dw
         if beta == 0:
@@ -301,6 +282,9 @@ class NumpyBackend(Backend):
         stride = tuple(stride or pool)
         oh, ow = C.window_dims(x.shape, pool, stride, padding, "maxpool2d_forward")
         b, c, h, w = x.shape
+        if tuple(stride) == tuple(pool) and not any(padding):
+            y, idx = _fast.maxpool_nonoverlap(x, tuple(pool), oh, ow, self._pool)
+            return y, idx
         xp = _pad(x, padding, -np.inf)
         win = _windows(xp, *pool, *stride, oh, ow).reshape(b, c, oh, ow, -1)
         k = win.argmax(axis=-1)
@@ -317,9 +301,7 @@ class NumpyBackend(Backend):
         """dx (B, C, H, W): each dy routed to the input element its max came from."""
         if dy.shape != idx.shape:
             raise ShapeError(f"maxpool2d_backward: dy {dy.shape} and idx {idx.shape} differ")
-        size = int(np.prod(x_shape))
-        dx = np.bincount(idx.ravel(), weights=dy.ravel(), minlength=size)
-        return dx.astype(dy.dtype).reshape(x_shape)
+        return _fast.maxpool_backward(dy, idx, tuple(x_shape), self._pool)
 
     def _avg_counts(self, x_shape, pool, stride, padding, oh, ow):
         ones = np.ones((1, 1) + tuple(x_shape[2:]))

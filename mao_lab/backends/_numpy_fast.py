@@ -1,0 +1,348 @@
+"""Fast numpy paths behind the numpy backend's convolution and pooling primitives.
+
+im2col into a batched (B, C*KH*KW, OH*OW) matrix so one batched GEMM gives NCHW directly;
+that matrix is kept (verified by the input's content) for the filter gradient; max pooling
+with non-overlapping windows by elementwise comparisons instead of an argmax per window.
+Every path computes exactly what the plain formulation does (same sums, same tie rules).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+# Largest im2col block built at once (elements); bigger batches are processed in chunks.
+CHUNK_ELEMENTS = 1 << 22
+
+
+def pad_nchw(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:
+    """x (B, C, H, W) padded by (top, bottom, left, right) with ``value`` (x itself if none)."""
+    t, bo, le, r = padding
+    if not (t or bo or le or r):
+        return x
+    b, c, h, w = x.shape
+    xp = np.full((b, c, h + t + bo, w + le + r), value, dtype=x.dtype)
+    xp[:, :, t:t + h, le:le + w] = x
+    return xp
+
+
+def im2col(x: np.ndarray, kh: int, kw: int, stride, padding, oh: int, ow: int,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """cols (B, C*KH*KW, OH*OW) of x (B, C, H, W): cols[b, (c, i, j), (p, q)] = xp[b, c, ..]."""
+    xp = pad_nchw(x, padding)
+    b, c = x.shape[:2]
+    s0, s1, s2, s3 = xp.strides
+    view = as_strided(xp, (b, c, kh, kw, oh, ow),
+                      (s0, s1, s2, s3, s2 * stride[0], s3 * stride[1]), writeable=False)
+    if out is None:
+        out = np.empty((b, c * kh * kw, oh * ow), dtype=x.dtype)
+    np.copyto(out.reshape(view.shape), view)
+    return out
+
+
+def col2im(dcols: np.ndarray, x_shape, kh: int, kw: int, stride, padding, oh: int,
+           ow: int) -> np.ndarray:
+    """Adjoint of ``im2col``: dx (B, C, H, W) summing dcols (B, C*KH*KW, OH*OW) back."""
+    b, c, h, w = x_shape
+    t, bo, le, r = padding
+    sh, sw = stride
+    dxp = np.zeros((b, c, h + t + bo, w + le + r), dtype=dcols.dtype)
+    dc = dcols.reshape(b, c, kh, kw, oh, ow)
+    for i in range(kh):
+        rows = dxp[:, :, i:i + sh * (oh - 1) + 1:sh]
+        for j in range(kw):
+            rows[:, :, :, j:j + sw * (ow - 1) + 1:sw] += dc[:, :, i, j]
+    if t or bo or le or r:
+        return np.ascontiguousarray(dxp[:, :, t:t + h, le:le + w])
+    return dxp
+
+
+class ColsCache:
+    """im2col matrices of recent conv forwards, reused by the filter gradient.
+
+    An entry is found by its geometry and is used only if the input now passed holds
+    exactly the values the forward saw (compared against a copy), so mutating an input in
+    place between forward and backward is safe. Buffers released by the backward are
+    recycled for the next forward of the same shape (no page faults on every step).
+    """
+
+    def __init__(self, max_entries: int = 8, max_bytes: int = 128 << 20) -> None:
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._entries: list[tuple[tuple, np.ndarray, np.ndarray]] = []
+        self._free: dict[tuple, list[np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def buffer(self, shape: tuple, dtype) -> np.ndarray:
+        """An uninitialized array of ``shape``, recycled when one is free."""
+        with self._lock:
+            free = self._free.get((shape, np.dtype(dtype).str))
+            if free:
+                return free.pop()
+        return np.empty(shape, dtype=dtype)
+
+    def release(self, cols: np.ndarray) -> None:
+        """Give ``cols`` back for reuse (at most two spare buffers per shape)."""
+        with self._lock:
+            free = self._free.setdefault((cols.shape, cols.dtype.str), [])
+            if len(free) < 2:
+                free.append(cols)
+
+    def keep(self, key: tuple, x: np.ndarray, cols: np.ndarray) -> None:
+        """Remember ``cols`` as the im2col of ``x`` under ``key``."""
+        if 2 * cols.nbytes > self.max_bytes:
+            return
+        entry = (key, np.array(x, copy=True), cols)
+        with self._lock:
+            self._entries.append(entry)
+            while (len(self._entries) > self.max_entries
+                   or sum(e[2].nbytes for e in self._entries) > self.max_bytes):
+                old = self._entries.pop(0)
+                free = self._free.setdefault((old[2].shape, old[2].dtype.str), [])
+                if len(free) < 2:
+                    free.append(old[2])
+
+    def take(self, key: tuple, x: np.ndarray) -> np.ndarray | None:
+        """The kept im2col of ``x`` under ``key`` (removed from the cache), or None."""
+        with self._lock:
+            for n in range(len(self._entries) - 1, -1, -1):
+                k, xc, cols = self._entries[n]
+                if k == key and xc.shape == x.shape and np.array_equal(xc, x):
+                    del self._entries[n]
+                    return cols
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._free.clear()
+
+
+def conv_key(x: np.ndarray, w_shape, stride, padding) -> tuple:
+    return (x.shape, x.dtype.str, tuple(w_shape), tuple(stride), tuple(padding))
+
+
+def conv_forward(x, w, bias, stride, padding, oh, ow, cache: ColsCache) -> np.ndarray:
+    """conv + bias (no activation): x (B, C, H, W), w (F, C, KH, KW) -> (B, F, OH, OW)."""
+    f, c, kh, kw = w.shape
+    b = x.shape[0]
+    wp = x.shape[3] + padding[2] + padding[3]
+    if use_row_toeplitz(w.shape, stride, wp) and b * oh * c * kh * wp <= CHUNK_ELEMENTS:
+        rows = im2row(x, kh, padding, oh)
+        y2 = rows @ toeplitz(w, ow, wp, "rows")  # (B*OH, F*OW)
+        cache.keep(conv_key(x, w.shape, stride, padding), x, rows)
+        y = np.empty((b, f, oh, ow), dtype=x.dtype)
+        src = y2.reshape(b, oh, f, ow).transpose(0, 2, 1, 3)
+        if bias is None:
+            np.copyto(y, src)
+        else:
+            np.add(src, bias.reshape(f, 1, 1), out=y)
+        return y
+    k, p = c * kh * kw, oh * ow
+    w2 = w.reshape(f, k)
+    y = np.empty((b, f, p), dtype=x.dtype)
+    per = max(1, CHUNK_ELEMENTS // (k * p))
+    if per >= b:
+        cols = im2col(x, kh, kw, stride, padding, oh, ow,
+                      out=cache.buffer((b, k, p), x.dtype))
+        np.matmul(w2, cols, out=y)
+        cache.keep(conv_key(x, w.shape, stride, padding), x, cols)
+    else:
+        buf = np.empty((per, k, p), dtype=x.dtype)
+        for s in range(0, b, per):
+            e = min(b, s + per)
+            cols = im2col(x[s:e], kh, kw, stride, padding, oh, ow, out=buf[:e - s])
+            np.matmul(w2, cols, out=y[s:e])
+    if bias is not None:
+        y += bias.reshape(f, 1)
+    return y.reshape(b, f, oh, ow)
+
+
+def conv_backward_filter(dy, x, w_shape, stride, padding, cache: ColsCache) -> np.ndarray:
+    """dw (F, C, KH, KW) = sum over batch and positions of dy * im2col(x)."""
+    f, c, kh, kw = w_shape
+    b, _, oh, ow = dy.shape
+    k, p = c * kh * kw, oh * ow
+    wp = x.shape[3] + padding[2] + padding[3]
+    cached = cache.take(conv_key(x, w_shape, stride, padding), x)
+    if use_row_toeplitz(w_shape, stride, wp) and b * oh * c * kh * wp <= CHUNK_ELEMENTS:
+        rows = cached if cached is not None else im2row(x, kh, padding, oh)
+        g = rows.T @ rows_of(dy)  # (C*KH*Wp, F*OW)
+        return g.ravel()[toeplitz_index(w_shape, ow, wp, "rows")].sum(axis=-1)
+    dy3 = dy.reshape(b, f, p)
+    if cached is not None:
+        dw = np.matmul(dy3, cached.transpose(0, 2, 1)).sum(axis=0)
+        cache.release(cached)
+        return dw.reshape(w_shape)
+    per = max(1, CHUNK_ELEMENTS // (k * p))
+    dw = np.zeros((f, k), dtype=dy.dtype)
+    buf = np.empty((min(per, b), k, p), dtype=x.dtype)
+    for s in range(0, b, per):
+        e = min(b, s + per)
+        cols = im2col(x[s:e], kh, kw, stride, padding, oh, ow, out=buf[:e - s])
+        dw += np.matmul(dy3[s:e], cols.transpose(0, 2, 1)).sum(axis=0)
+    return dw.reshape(w_shape)
+
+
+_TOEPLITZ_INDEX: dict[tuple, np.ndarray] = {}
+
+
+def toeplitz_index(w_shape, ow: int, wp: int, layout: str) -> np.ndarray:
+    """Flat positions (F, C, KH, KW, OW) of w[f, c, i, j] in a width-Toeplitz matrix.
+
+    layout "rows" (forward, filter gradient): T[(c, i, col), (f, q)], shape (C*KH*Wp, F*OW);
+    layout "cols" (data gradient): T[(f, q), (i, c, col)], shape (F*OW, KH*C*Wp);
+    in both, w[f, c, i, j] sits at col = q + j for every output column q.
+    """
+    key = (tuple(w_shape), ow, wp, layout)
+    idx = _TOEPLITZ_INDEX.get(key)
+    if idx is None:
+        f, c, kh, kw = w_shape
+        ff, cc, ii, jj, qq = np.meshgrid(np.arange(f), np.arange(c), np.arange(kh),
+                                         np.arange(kw), np.arange(ow), indexing="ij")
+        if layout == "rows":
+            idx = ((cc * kh + ii) * wp + qq + jj) * (f * ow) + ff * ow + qq
+        else:
+            idx = (((ff * ow + qq) * kh + ii) * c + cc) * wp + qq + jj
+        if len(_TOEPLITZ_INDEX) > 32:
+            _TOEPLITZ_INDEX.clear()
+        idx = _TOEPLITZ_INDEX[key] = idx.astype(np.intp)
+    return idx
+
+
+def toeplitz(w: np.ndarray, ow: int, wp: int, layout: str) -> np.ndarray:
+    """The width-Toeplitz matrix of w (see ``toeplitz_index``), zero off the band."""
+    f, c, kh, kw = w.shape
+    t = np.zeros(f * ow * kh * c * wp, dtype=w.dtype)
+    t[toeplitz_index(w.shape, ow, wp, layout)] = w[..., None]
+    if layout == "rows":
+        return t.reshape(c * kh * wp, f * ow)
+    return t.reshape(f * ow, kh * c * wp)
+
+
+def im2row(x: np.ndarray, kh: int, padding, oh: int) -> np.ndarray:
+    """X (B*OH, C*KH*Wp) with X[(b, p), (c, i, col)] = xp[b, c, p + i, col] (stride 1)."""
+    xp = pad_nchw(x, padding)
+    b, c, _, wp = xp.shape
+    s0, s1, s2, s3 = xp.strides
+    view = as_strided(xp, (b, oh, c, kh, wp), (s0, s2, s1, s2, s3), writeable=False)
+    return view.reshape(b * oh, c * kh * wp)
+
+
+def rows_of(dy: np.ndarray) -> np.ndarray:
+    """dy (B, F, OH, OW) -> (B*OH, F*OW)."""
+    b, f, oh, ow = dy.shape
+    return np.ascontiguousarray(dy.transpose(0, 2, 1, 3)).reshape(b * oh, f * ow)
+
+
+def use_row_toeplitz(w_shape, stride, wp: int) -> bool:
+    """The row-Toeplitz GEMM does Wp/KW times the work of im2col; worth it for narrow maps."""
+    return tuple(stride) == (1, 1) and w_shape[3] > 1 and wp <= 4 * w_shape[3]
+
+
+def conv_backward_data(dy, w, x_shape, stride, padding) -> np.ndarray:
+    """dx (B, C, H, W): one row-Toeplitz GEMM + KH shifted adds, or col2im(w^T @ dy)."""
+    f, c, kh, kw = w.shape
+    b, _, oh, ow = dy.shape
+    t, bo, le, r = padding
+    h, wd = x_shape[2], x_shape[3]
+    hp, wp = h + t + bo, wd + le + r
+    if use_row_toeplitz(w.shape, stride, wp):
+        contrib = rows_of(dy) @ toeplitz(w, ow, wp, "cols")
+        contrib = contrib.reshape(b, oh, kh, c * wp)
+        dxp = np.zeros((b, hp, c * wp), dtype=dy.dtype)
+        for i in range(kh):
+            dxp[:, i:i + oh] += contrib[:, :, i]
+        dxp = dxp.reshape(b, hp, c, wp).transpose(0, 2, 1, 3)
+        return np.ascontiguousarray(dxp[:, :, t:t + h, le:le + wd])
+    k, p = c * kh * kw, oh * ow
+    wt = w.reshape(f, k).T
+    dy3 = dy.reshape(b, f, p)
+    per = max(1, CHUNK_ELEMENTS // (k * p))
+    if per >= b:
+        return col2im(np.matmul(wt, dy3), x_shape, kh, kw, stride, padding, oh, ow)
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    for s in range(0, b, per):
+        e = min(b, s + per)
+        shape = (e - s,) + tuple(x_shape[1:])
+        dx[s:e] = col2im(np.matmul(wt, dy3[s:e]), shape, kh, kw, stride, padding, oh, ow)
+    return dx
+
+
+class PoolIndex:
+    """Flat-index grids of non-overlapping pooling windows, and which idx arrays are unique."""
+
+    def __init__(self) -> None:
+        self._base: dict[tuple, np.ndarray] = {}
+        self._unique: dict[int, object] = {}
+        self._lock = threading.Lock()
+
+    def base(self, x_shape, pool, oh: int, ow: int) -> np.ndarray:
+        """int32 (B, C, OH, OW): flat index in x of each window's top-left element."""
+        key = (tuple(x_shape), tuple(pool), oh, ow)
+        grid = self._base.get(key)
+        if grid is None:
+            b, c, h, w = x_shape
+            plane = (np.arange(b * c, dtype=np.int64) * (h * w)).reshape(b, c, 1, 1)
+            rows = (np.arange(oh) * pool[0] * w).reshape(oh, 1)
+            grid = (plane + rows + np.arange(ow) * pool[1]).astype(np.int32)
+            with self._lock:
+                if len(self._base) > 16:
+                    self._base.clear()
+                self._base[key] = grid
+        return grid
+
+    def mark_unique(self, idx: np.ndarray) -> None:
+        """Record that ``idx`` (an array we created) holds no repeated index."""
+        import weakref
+
+        with self._lock:
+            dead = [k for k, r in self._unique.items() if r() is None]
+            for k in dead:
+                del self._unique[k]
+            self._unique[id(idx)] = weakref.ref(idx)
+
+    def is_unique(self, idx: np.ndarray) -> bool:
+        ref = self._unique.get(id(idx))
+        return ref is not None and ref() is idx
+
+
+def maxpool_nonoverlap(x, pool, oh: int, ow: int, index: PoolIndex):
+    """Max pooling with stride == pool and no padding: (y, idx) as the reference defines.
+
+    The window elements are first copied into ph*pw contiguous planes (one strided copy);
+    every comparison after that runs on contiguous memory. Ties keep the first maximum in
+    window order, as argmax does.
+    """
+    b, c, h, w = x.shape
+    ph, pw = pool
+    xv = x[:, :, :oh * ph, :ow * pw].reshape(b, c, oh, ph, ow, pw)
+    planes = np.empty((ph, pw, b, c, oh, ow), dtype=x.dtype)
+    np.copyto(planes, xv.transpose(3, 5, 0, 1, 2, 4))
+    y = planes[0, 0].copy()
+    code = np.zeros(y.shape, dtype=np.int32)  # offset of the max within its window
+    for di in range(ph):
+        for dj in range(pw):
+            if di == 0 and dj == 0:
+                continue
+            v = planes[di, dj]
+            better = np.greater(v, y)
+            np.maximum(y, v, out=y)
+            step = np.subtract(di * w + dj, code, dtype=np.int32)
+            step *= better
+            code += step
+    code += index.base(x.shape, pool, oh, ow)
+    index.mark_unique(code)
+    return y, code
+
+
+def maxpool_backward(dy, idx, x_shape, index: PoolIndex) -> np.ndarray:
+    """Route dy to the argmax positions; plain assignment when indices cannot repeat."""
+    size = int(np.prod(x_shape))
+    if index.is_unique(idx):
+        dx = np.zeros(size, dtype=dy.dtype)
+        np.put(dx, idx, dy)
+        return dx.reshape(x_shape)
+    dx = np.bincount(idx.ravel(), weights=dy.ravel(), minlength=size)
+    return dx.astype(dy.dtype).reshape(x_shape)
