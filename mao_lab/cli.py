@@ -140,7 +140,8 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text!r}")
+        msg = f"expected a positive integer; received {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer; received {value}")
     return value
