@@ -100,7 +100,7 @@ def build_model(msg: dict[str, Any], device: str | None = None) -> Any:
     model.set_weights(msg["weights"])
     if msg.get("opt_state"):
         try:
-            model.optimizer.set_state(msg["opt_state"])
+            model.optimizer.set_state(msg["opt_state"], model.backend)
         except Exception:  # noqa: BLE001 - shapes changed by an edit: start the state afresh
             pass
     return model
