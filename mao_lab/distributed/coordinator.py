@@ -303,7 +303,7 @@ class Coordinator:
     def _lose(self, lost: dict[int, str], dirty: set[int]) -> None:
         for e, why in lost.items():
             self.balancer.remove(e)
-            moved = self.ledger.drop(e, self.balancer.shares) if self.balancer.engines else 0
+            moved = self.ledger.drop(e, self.balancer.shares)
             dirty.update(self.ledger.engines)
             with self.handle._lock:
                 self.handle.metrics.setdefault(e, {}).update(lost=why)

@@ -124,7 +124,7 @@ class TrainingHandle:
         with self._lock:
             for k, v in fields.items():
                 cur = getattr(self, k)
-                if isinstance(cur, dict) and isinstance(v, dict):
+                if isinstance(cur, dict) and isinstance(v, dict) and k != "shares":
                     cur.update(v)
                 else:
                     setattr(self, k, v)
