@@ -1,6 +1,6 @@
-// gemm: C = act(alpha * op(A) @ op(B) + beta * C + bias) from panels packed by pack.cl.
-// CPU-shaped: no local memory, no barriers; one work-item keeps an MR x (VW*NV) block of C
-// in registers over all of K (row-block index fastest). Defines: MR VW NV KU ACT HAS_BIAS.
+// gemm: C = act(alpha * op(A) @ op(B) + beta * C + bias) for CPU-shaped OpenCL drivers.
+// No local memory, no barriers: one work-item keeps an MR x (VW*NV) block of C in registers
+// over its K range (row-block index fastest). Defines: MR VW NV KU ACT HAS_BIAS A_PACKED SPLITK.
 
 #ifndef MR
 #define MR 8
@@ -19,6 +19,12 @@
 #endif
 #ifndef HAS_BIAS
 #define HAS_BIAS 0
+#endif
+#ifndef A_PACKED
+#define A_PACKED 0 // 1: A comes as MR-row panels from gemm_pack_a; 0: read in place
+#endif
+#ifndef SPLITK
+#define SPLITK 0 // 1: write raw partial blocks for gemm_splitk_reduce
 #endif
 
 #define NR (VW * NV)
@@ -39,44 +45,76 @@
 #define ACTIVATE(T, v) (v)
 #endif
 
-// Ap: (ceil(M/MR), Kp, MR) row panels; Bp: (ceil(N/NR), Kp, NR) column panels; Kp % KU == 0.
-// C: (M, N) at C[c_off + m * ldc + n]; bias: (N,) at bias[bias_off + n] (unused if !HAS_BIAS).
-__kernel void gemm(const int M, const int N, const int Kp,
-                   __global const float *restrict Ap, __global const float *restrict Bp,
-                   __global float *restrict C, const int c_off, const int ldc,
+// One rank-1 update of the register block: a * b + c, never fma()/mad() (library calls
+// on vectors in some PoCL builds).
+#define RANK1(AR)                                                                        \
+  {                                                                                      \
+    VTYPE bv[NV];                                                                        \
+    _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = b[v];                         \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                     \
+      const float ar = AR;                                                               \
+      _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = ar * bv[v] + acc[r][v]; \
+    }                                                                                    \
+    b += NV;                                                                             \
+  }
+
+// A: op(A)[m, k] = A[a_off + m * sam + k * sak] (A_PACKED: panels (ceil(M/MR), Kp, MR)).
+// Bp: (ceil(N/NR), Kp, NR) column panels. Work-item (i, j, s) covers k in [s*kc, s*kc+kc).
+// C: (M, N) at C[c_off + m * ldc + n] (SPLITK: partials P[s][ib*MR + r][jb*NR + c]).
+__kernel void gemm(const int M, const int N, const int K, const int Kp, const int kc,
+                   __global const float *restrict A, const long a_off, const long sam,
+                   const long sak, __global const float *restrict Bp,
+                   __global float *restrict C, const long c_off, const int ldc,
                    const float alpha, const float beta,
-                   __global const float *restrict bias, const int bias_off) {
+                   __global const float *restrict bias, const long bias_off) {
   const int ib = get_global_id(0);
   const int jb = get_global_id(1);
-  __global const float *a = Ap + (size_t)ib * Kp * MR;
-  __global const VTYPE *b = (__global const VTYPE *)(Bp + (size_t)jb * Kp * NR);
-
+  const int k0 = get_global_id(2) * kc;
+  const int k1 = min(K, k0 + kc);
+  __global const VTYPE *b = (__global const VTYPE *)(Bp + ((size_t)jb * Kp + k0) * NR);
   VTYPE acc[MR][NV];
 #pragma unroll
   for (int r = 0; r < MR; ++r)
 #pragma unroll
     for (int v = 0; v < NV; ++v) acc[r][v] = (VTYPE)(0.0f);
-
-  for (int k = 0; k < Kp; k += KU) {
+  const int row0 = ib * MR;
+#if A_PACKED
+  __global const float *a = A + ((size_t)ib * Kp + k0) * MR;
+  for (int k = k0; k < k1; k += KU) { // panels are zero padded up to Kp
 #pragma unroll
     for (int u = 0; u < KU; ++u) {
-      VTYPE bv[NV];
-#pragma unroll
-      for (int v = 0; v < NV; ++v) bv[v] = b[v];
-#pragma unroll
-      for (int r = 0; r < MR; ++r) {
-        const float ar = a[r];
-        // a * b + c, never fma()/mad(): those are library calls on vectors in some PoCLs
-#pragma unroll
-        for (int v = 0; v < NV; ++v) acc[r][v] = ar * bv[v] + acc[r][v];
-      }
+      RANK1(a[r]);
       a += MR;
-      b += NV;
     }
   }
+#else
+  __global const float *arow[MR]; // rows past M read row M-1; their results are dropped
+#pragma unroll
+  for (int r = 0; r < MR; ++r) arow[r] = A + a_off + min(row0 + r, M - 1) * sam + k0 * sak;
+  long ka = 0;
+  int k = k0;
+  for (; k + KU <= k1; k += KU) {
+#pragma unroll
+    for (int u = 0; u < KU; ++u) {
+      RANK1(arow[r][ka]);
+      ka += sak;
+    }
+  }
+  for (; k < k1; ++k) {
+    RANK1(arow[r][ka]);
+    ka += sak;
+  }
+#endif
 
-  const int row0 = ib * MR;
   const int col0 = jb * NR;
+#if SPLITK
+  const int ldp = get_global_size(1) * NR;
+  __global float *p = C + ((size_t)get_global_id(2) * get_global_size(0) * MR + row0) * ldp;
+#pragma unroll
+  for (int r = 0; r < MR; ++r)
+#pragma unroll
+    for (int v = 0; v < NV; ++v) VSTORE(acc[r][v], 0, p + (size_t)r * ldp + col0 + v * VW);
+#else
 #pragma unroll
   for (int r = 0; r < MR; ++r) {
     const int row = row0 + r;
@@ -107,10 +145,32 @@ __kernel void gemm(const int M, const int N, const int Kp,
       }
     }
   }
+#endif
+}
+
+// Sums the S partial blocks of a split-K gemm (P: (S, Mpad, ldp)) and applies the epilogue
+// to row get_global_id(0) of C.
+__kernel void gemm_splitk_reduce(const int N, const int S, const int mpad, const int ldp,
+                                 __global const float *restrict P, __global float *restrict C,
+                                 const long c_off, const int ldc, const float alpha,
+                                 const float beta, __global const float *restrict bias,
+                                 const long bias_off) {
+  const int m = get_global_id(0);
+  __global float *c = C + c_off + (size_t)m * ldc;
+  for (int n = 0; n < N; ++n) {
+    float s = 0.0f;
+    for (int q = 0; q < S; ++q) s += P[((size_t)q * mpad + m) * ldp + n];
+    float z = alpha * s;
+    if (beta != 0.0f) z = beta * c[n] + z;
+#if HAS_BIAS
+    z += bias[bias_off + n];
+#endif
+    c[n] = ACTIVATE(float, z);
+  }
 }
 
 // Softmax over each row of C (M, N), in place: the epilogue of activation="softmax".
-__kernel void gemm_softmax_rows(__global float *C, const int c_off, const int ldc,
+__kernel void gemm_softmax_rows(__global float *C, const long c_off, const int ldc,
                                 const int N) {
   __global float *c = C + c_off + (size_t)get_global_id(0) * ldc;
   float mx = c[0];

@@ -172,3 +172,52 @@ def test_opencl_packed_weights(key):
         be.gemm(be.asarray(np.ones((3, 5), np.float32)), wp)
     with pytest.raises(ConfigError, match="PackedB already holds op"):
         be.gemm(dx, wp, trans_b=True)
+
+
+@pytest.mark.parametrize("m,n,k,ta", [(6, 25, 5000, True), (33, 7, 3001, False),
+                                      (16, 150, 2048, True)])
+def test_gemm_long_k_split(be, m, n, k, ta):
+    """Small outputs with long K (conv weight gradients): split-K + reduction epilogue."""
+    rng = np.random.default_rng(k)
+    a, b, ref = _operands(rng, m, n, k, ta, False)
+    bias = rng.standard_normal(n).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    out = be.asarray(c0)
+    be.gemm(be.asarray(a), be.asarray(b), trans_a=ta, out=out, alpha=0.01, beta=0.5,
+            bias=be.asarray(bias), activation="sigmoid")
+    want = _act64(0.01 * ref + 0.5 * c0 + bias, "sigmoid")
+    np.testing.assert_allclose(be.to_host(out), want, rtol=1e-4, atol=1e-5 * np.sqrt(k))
+
+
+def test_gemm_empty_k(be):
+    """K = 0: the product is an empty sum, so out = act(beta * out + bias)."""
+    a = be.asarray(np.zeros((5, 0), np.float32))
+    b = be.asarray(np.zeros((0, 4), np.float32))
+    c0 = np.arange(20, dtype=np.float32).reshape(5, 4) - 10
+    out = be.asarray(c0)
+    be.gemm(a, b, out=out, beta=2.0, bias=be.asarray(np.ones(4, np.float32)),
+            activation="relu")
+    np.testing.assert_allclose(be.to_host(out), np.maximum(2 * c0 + 1, 0))
+
+
+@pytest.mark.parametrize("key", OPENCL)
+def test_opencl_other_register_blocks(key):
+    """Every configuration the tuner may pick computes the same products."""
+    from dataclasses import replace
+
+    from mao_lab.backends.opencl.tuner import GemmConfig
+
+    be = get_backend(key)
+    saved = be.gemm_config
+    rng = np.random.default_rng(8)
+    try:
+        for cfg in (replace(saved, pack_a=True), GemmConfig(6, 16, 4, 4),
+                    GemmConfig(4, 8, 1, 1, False)):
+            be.gemm_config = cfg
+            for ta, tb in ((False, False), (True, True)):
+                a, b, ref = _operands(rng, 37, 70, 33, ta, tb)
+                got = be.to_host(be.gemm(be.asarray(a), be.asarray(b), trans_a=ta,
+                                         trans_b=tb, bias=be.zeros((70,))))
+                np.testing.assert_allclose(got, ref, rtol=RTOL, atol=tol(33), err_msg=str(cfg))
+    finally:
+        be.gemm_config = saved

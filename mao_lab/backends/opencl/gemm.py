@@ -1,10 +1,14 @@
-"""GemmMixin: the OpenCL backend's ``gemm`` (pack panels, register-blocked kernel, epilogue).
+"""GemmMixin: the OpenCL backend's ``gemm`` (packing, register-blocked kernel, epilogue).
 
-Both operands are packed into panels (kernels/gemm_pack.cl), which absorbs transposes,
-strided views and offsets; ``pack_b`` keeps a packed right operand (weights) across calls.
+B is packed into column panels (kernels/gemm_pack.cl), which absorbs transposes, strided
+views and offsets; A is read in place with any strides (or packed, if the tuned config
+says so). Narrow outputs get a narrow register block, long-K/small-C products split K.
+``pack_b`` keeps a packed right operand (weights) across calls.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pyopencl as cl
@@ -17,6 +21,10 @@ from .tuner import GemmConfig, gemm_config
 _ACT_CODE = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 0}
 _F32 = np.dtype(np.float32)
 _KC = 32  # k per packing work-item, as KC in kernels/gemm_pack.cl
+_I, _L, _F = np.int32, np.int64, np.float32
+_GEMM_ARGS = [_I, _I, _I, _I, _I, None, _L, _L, _L, None, None, _L, _I, _F, _F, None, _L]
+_REDUCE_ARGS = [_I, _I, _I, _I, None, None, _L, _I, _F, _F, None, _L]
+_PACK_ARGS = [None, _L, _L, _L, _I, _I, _I, None]
 
 
 def _elem_strides(a, name: str) -> tuple[int, int, int]:
@@ -31,15 +39,24 @@ def _elem_strides(a, name: str) -> tuple[int, int, int]:
             f"gemm on OpenCL supports float32 only: '{name}' has dtype {a.dtype}. Convert with "
             "backend.asarray(x, dtype='float32'), or use the numpy backend for float64"
         )
-    s0, s1 = (int(s) // 4 for s in a.strides)
     if a.offset % 4 or any(int(s) % 4 for s in a.strides):
         raise ShapeError(f"gemm: '{name}' has strides/offset not aligned to float32 elements")
-    return int(a.offset) // 4, s0, s1
+    s = [int(x) // 4 for x in a.strides] + [1, 1]
+    return int(a.offset) // 4, s[0], s[1]
 
 
 def _kpad(k: int, ku: int) -> int:
     """K rounded up to a multiple of the unroll (at least one step; padding is zeros)."""
     return max(ku, -(-k // ku) * ku)
+
+
+def b_config(cfg: GemmConfig, n: int) -> GemmConfig:
+    """The register block for an output of width ``n``: narrow outputs get narrow blocks."""
+    if n <= 8 and cfg.nr > 8:
+        return replace(cfg, vw=8, nv=1, mr=max(cfg.mr, 16))
+    if n <= 16 and cfg.nr > 16:
+        return replace(cfg, vw=16, nv=1, mr=max(cfg.mr, 12))
+    return cfg
 
 
 class PackedB:
@@ -51,33 +68,30 @@ class PackedB:
     """
 
     def __init__(self, backend, b, trans_b: bool) -> None:
-        self.backend = backend
-        self.source = b
-        self.trans_b = bool(trans_b)
         _elem_strides(b, "b")
+        self.backend, self.source, self.trans_b = backend, b, bool(trans_b)
         k, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
         self.shape = (int(k), int(n))  # of op(b)
         self.dtype = _F32
-        cfg = backend.gemm_config
-        self.config = cfg
-        self.kp = _kpad(self.shape[0], cfg.ku)
-        nb = -(-self.shape[1] // cfg.nr)
-        nbytes = max(4, nb * self.kp * cfg.nr * 4)
+        self.base = backend.gemm_config
+        self.config = b_config(self.base, self.shape[1])
+        self.kp = _kpad(self.shape[0], self.config.ku)
+        nb = -(-self.shape[1] // self.config.nr)
+        nbytes = max(4, nb * self.kp * self.config.nr * 4)
         self.buffer = cl.Buffer(backend.ctx, cl.mem_flags.READ_WRITE, nbytes)
         self.repack()
 
     def repack(self) -> PackedB:
         """Pack the source again (after it changed). Returns self."""
-        b = self.source
-        off, s0, s1 = _elem_strides(b, "b")
+        off, s0, s1 = _elem_strides(self.source, "b")
         sk, sn = (s1, s0) if self.trans_b else (s0, s1)
-        self.backend._pack_b(b.base_data, off, sk, sn, self.shape[1], self.shape[0], self.kp,
-                             self.buffer, self.config)
+        self.backend._pack(self.source.base_data, off, sk, sn, self.shape[1], self.shape[0],
+                           self.kp, self.buffer, self.config, "b")
         return self
 
 
 class GemmMixin:
-    """``gemm`` and ``pack_b`` for OpenCLBackend (needs ``self.rt`` and ``self.queue``)."""
+    """``gemm`` and ``pack_b`` for OpenCLBackend (needs ``self.rt``, ``ctx``, ``queue``)."""
 
     _gemm_cfg: GemmConfig | None = None
 
@@ -92,7 +106,6 @@ class GemmMixin:
     def gemm_config(self, cfg: GemmConfig) -> None:
         self._gemm_cfg = cfg
 
-    # ---- workspace ------------------------------------------------------------------------
     def _workspace(self, slot: str, nbytes: int):
         """A scratch buffer of at least ``nbytes`` (grown, reused: the queue is in order)."""
         ws = self.__dict__.setdefault("_gemm_ws", {})
@@ -109,23 +122,14 @@ class GemmMixin:
             k._mao_dtypes_set = True
         return k
 
-    def _pack_a(self, buf, off, sm, sk, m, k, kp, dst, cfg: GemmConfig) -> None:
-        kern = self._kern("gemm_pack.cl", "gemm_pack_a", cfg.pack_options(),
-                          [None, np.int64, np.int64, np.int64, np.int32, np.int32, np.int32,
-                           None])
-        kern.set_args(buf, off, sm, sk, m, k, kp, dst)
-        grid = (-(-kp // _KC), -(-m // cfg.mr))
+    def _pack(self, buf, off, s_outer, s_inner, rows, k, kp, dst, cfg, which: str) -> None:
+        """Pack op(A) (which="a", rows=M) or op(B) (which="b", rows=N) into ``dst``."""
+        kern = self._kern("gemm_pack.cl", f"gemm_pack_{which}", cfg.pack_options(), _PACK_ARGS)
+        kern.set_args(buf, off, s_outer, s_inner, rows, k, kp, dst)
+        block = cfg.mr if which == "a" else cfg.nr
+        grid = (-(-kp // _KC), -(-rows // block))
         cl.enqueue_nd_range_kernel(self.queue, kern, grid, (1, 1))
 
-    def _pack_b(self, buf, off, sk, sn, n, k, kp, dst, cfg: GemmConfig) -> None:
-        kern = self._kern("gemm_pack.cl", "gemm_pack_b", cfg.pack_options(),
-                          [None, np.int64, np.int64, np.int64, np.int32, np.int32, np.int32,
-                           None])
-        kern.set_args(buf, off, sk, sn, n, k, kp, dst)
-        grid = (-(-kp // _KC), -(-n // cfg.nr))
-        cl.enqueue_nd_range_kernel(self.queue, kern, grid, (1, 1))
-
-    # ---- public -------------------------------------------------------------------------
     def pack_b(self, b, trans_b: bool = False) -> PackedB:
         """Pack ``op(b)`` once for repeated ``gemm(a, packed)`` calls (e.g. inference).
 
@@ -136,6 +140,16 @@ class GemmMixin:
         """
         C.check_ndim("b", b, 2, "pack_b")
         return PackedB(self, b, trans_b)
+
+    def _split(self, mb: int, nb: int, k: int, ku: int) -> tuple[int, int]:
+        """(S, kc): split K in S chunks of kc when the C grid alone cannot fill the device."""
+        cu = max(1, int(self.info.compute_units))
+        blocks = mb * nb
+        if blocks >= 2 * cu or k < 1024:
+            return 1, _kpad(k, ku)
+        s = min(-(-4 * cu // blocks), k // 256)
+        kc = _kpad(-(-k // s), ku)
+        return -(-k // kc), kc
 
     def gemm(self, a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
              bias=None, activation="linear"):
@@ -148,22 +162,20 @@ class GemmMixin:
         C.check_ndim("a", a, 2, "gemm")
         a_off, a0, a1 = _elem_strides(a, "a")
         m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
-        sm, sk = (a1, a0) if trans_a else (a0, a1)
-        cfg = self.gemm_config
+        sam, sak = (a1, a0) if trans_a else (a0, a1)
+        base = self.gemm_config
         if isinstance(b, PackedB):
             if trans_b:
                 raise ConfigError("gemm: a PackedB already holds op(b); pass trans_b=False")
-            if b.config != cfg:  # the configuration changed (tuning) since it was packed
+            if b.base != base:  # the configuration changed (tuning) since it was packed
                 b = PackedB(self, b.source, b.trans_b)
-            k2, n = b.shape
-            packed = b
+            (k2, n), packed, bshape = b.shape, b, b.source.shape
         else:
             C.check_ndim("b", b, 2, "gemm")
             b_off, b0, b1 = _elem_strides(b, "b")
             k2, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
-            packed = None
+            packed, bshape = None, b.shape
         if k != k2:
-            bshape = b.source.shape if isinstance(b, PackedB) else b.shape
             raise ShapeError(
                 f"gemm: inner dimensions differ: op(a) is ({m}, {k}) (trans_a={trans_a}, "
                 f"a.shape={tuple(a.shape)}), op(b) is ({k2}, {n}) (trans_b={trans_b}, "
@@ -178,41 +190,52 @@ class GemmMixin:
             C.check_shape("out", out, (m, n), "gemm")
         c_off, c0, c1 = _elem_strides(out, "out")
         if c1 != 1 and n > 1:
-            raise ShapeError(
-                f"gemm: 'out' needs unit column stride; received strides {out.strides}"
-            )
+            raise ShapeError(f"gemm: 'out' needs unit column stride; received {out.strides}")
+        ldc = c0 if m > 1 else n
         if bias is not None:
             C.check_shape("bias", bias, (n,), "gemm")
-            if not isinstance(bias, cla.Array) or bias.dtype != _F32:
-                _elem_strides(bias.reshape(1, n), "bias")  # raises the dtype/type error
-            if n > 1 and bias.strides[0] != 4:
+            bias_off, bs, _ = _elem_strides(bias, "bias")
+            if n > 1 and bs != 1:
                 raise ShapeError(f"gemm: 'bias' must be contiguous; received {bias.strides}")
         if m == 0 or n == 0:
             return out
+        if k == 0:  # an empty sum: out = act(beta * out + bias)
+            a, sam, sak, a_off = out, 0, 0, 0  # any readable buffer; no k step runs
+        cfg = b_config(base, n)
         kp = _kpad(k, cfg.ku)
         mb, nb = -(-m // cfg.mr), -(-n // cfg.nr)
-        ap = self._workspace("a", mb * kp * cfg.mr * 4)
-        self._pack_a(a.base_data, a_off, sm, sk, m, k, kp, ap, cfg)
         if packed is None:
             bp = self._workspace("b", nb * kp * cfg.nr * 4)
             sbk, sbn = (b1, b0) if trans_b else (b0, b1)
-            self._pack_b(b.base_data, b_off, sbk, sbn, n, k, kp, bp, cfg)
+            self._pack(b.base_data, b_off, sbk, sbn, n, k, kp, bp, cfg, "b")
         else:
             bp = packed.buffer
-            if packed.kp != kp:
-                raise ShapeError("gemm: PackedB was packed for another K")  # invariant
+        abuf = a.base_data
+        if cfg.pack_a and k > 0:
+            abuf = self._workspace("a", mb * kp * cfg.mr * 4)
+            self._pack(a.base_data, a_off, sam, sak, m, k, kp, abuf, cfg, "a")
+        s, kc = self._split(mb, nb, k, cfg.ku)
         act = _ACT_CODE[activation]
-        opts = cfg.options() + (f"-DACT={act}", f"-DHAS_BIAS={int(bias is not None)}")
-        kern = self._kern("gemm.cl", "gemm", opts,
-                          [np.int32, np.int32, np.int32, None, None, None, np.int32, np.int32,
-                           np.float32, np.float32, None, np.int32])
-        kern.set_args(m, n, kp, ap, bp, out.base_data, c_off, c0 if m > 1 else n,
-                      alpha, beta, bias.base_data if bias is not None else ap,
-                      int(bias.offset) // 4 if bias is not None else 0)
-        cl.enqueue_nd_range_kernel(self.queue, kern, (mb, nb), cfg.local_size())
+        epi = (f"-DACT={act}", f"-DHAS_BIAS={int(bias is not None)}")
+        bias_buf = bias.base_data if bias is not None else bp
+        bias_off = bias_off if bias is not None else 0
+        if s == 1:
+            kern = self._kern("gemm.cl", "gemm", cfg.options() + epi, _GEMM_ARGS)
+            kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, out.base_data, c_off,
+                          ldc, alpha, beta, bias_buf, bias_off)
+            cl.enqueue_nd_range_kernel(self.queue, kern, (mb, nb), cfg.local_size())
+        else:
+            part = self._workspace("p", s * mb * cfg.mr * nb * cfg.nr * 4)
+            kern = self._kern("gemm.cl", "gemm", cfg.options() + ("-DSPLITK=1",), _GEMM_ARGS)
+            kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, part, 0, 0, alpha, beta,
+                          bp, 0)
+            cl.enqueue_nd_range_kernel(self.queue, kern, (mb, nb, s), cfg.local_size(3))
+            red = self._kern("gemm.cl", "gemm_splitk_reduce", epi, _REDUCE_ARGS)
+            red.set_args(n, s, mb * cfg.mr, nb * cfg.nr, part, out.base_data, c_off, ldc,
+                         alpha, beta, bias_buf, bias_off)
+            cl.enqueue_nd_range_kernel(self.queue, red, (m,), (1,))
         if activation == "softmax":
-            sm_k = self._kern("gemm.cl", "gemm_softmax_rows", opts,
-                              [None, np.int32, np.int32, np.int32])
-            sm_k.set_args(out.base_data, c_off, c0 if m > 1 else n, n)
+            sm_k = self._kern("gemm.cl", "gemm_softmax_rows", (), [None, _L, _I, _I])
+            sm_k.set_args(out.base_data, c_off, ldc, n)
             cl.enqueue_nd_range_kernel(self.queue, sm_k, (m,), (1,))
         return out

@@ -30,7 +30,8 @@ CACHE_FORMAT = 1
 @dataclass(frozen=True)
 class GemmConfig:
     """One register-block shape of kernels/gemm.cl: an ``mr x (vw*nv)`` block of C per
-    work-item, K unrolled by ``ku``; ``local1`` runs 1x1 work-groups (else driver's choice).
+    work-item, K unrolled by ``ku``; ``local1`` runs 1x1 work-groups (else driver's choice);
+    ``pack_a`` packs A into row panels first (else the kernel reads A in place).
     """
 
     mr: int = 8
@@ -38,6 +39,7 @@ class GemmConfig:
     nv: int = 2
     ku: int = 4
     local1: bool = True
+    pack_a: bool = False
 
     def __post_init__(self) -> None:
         ok = (
@@ -45,6 +47,7 @@ class GemmConfig:
                                                                         self.nv, self.ku))
             and 1 <= self.mr <= 32 and self.vw in (1, 2, 4, 8, 16) and 1 <= self.nv <= 8
             and 1 <= self.ku <= 16 and isinstance(self.local1, bool)
+            and isinstance(self.pack_a, bool)
         )
         if not ok:
             raise ValueError(f"invalid GemmConfig {asdict(self)}")
@@ -56,14 +59,15 @@ class GemmConfig:
 
     def options(self) -> tuple[str, ...]:
         """The -D defines of gemm.cl."""
-        return (f"-DMR={self.mr}", f"-DVW={self.vw}", f"-DNV={self.nv}", f"-DKU={self.ku}")
+        return (f"-DMR={self.mr}", f"-DVW={self.vw}", f"-DNV={self.nv}", f"-DKU={self.ku}",
+                f"-DA_PACKED={int(self.pack_a)}")
 
     def pack_options(self) -> tuple[str, ...]:
         """The -D defines of gemm_pack.cl."""
         return (f"-DMR={self.mr}", f"-DNR={self.nr}")
 
-    def local_size(self) -> tuple[int, int] | None:
-        return (1, 1) if self.local1 else None
+    def local_size(self, dims: int = 2) -> tuple[int, ...] | None:
+        return (1,) * dims if self.local1 else None
 
     def as_dict(self) -> dict:
         return asdict(self)
