@@ -7,6 +7,7 @@ the scalar loss and the batch's predicted class ids cross to the host.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -19,10 +20,25 @@ from ._data import as_targets, as_x, split_dataset
 from .callbacks import CallbackList, History, ProgressBar
 from .errors import ConfigError, ModelError, ShapeError, TrainingError
 
+log = logging.getLogger(__name__)
+
 
 def _device(be, a: np.ndarray):
     """Host batch -> device array; the numpy backend uses the host array as is."""
     return a if be.kind == "numpy" else be.asarray(a, dtype=a.dtype)
+
+
+def _warn_if_sorted(y_train: np.ndarray, y_val: np.ndarray, split: float) -> None:
+    """validation_split takes the *last* samples (Keras); warn when that looks like a
+    label-sorted dataset (the held-out part lacks classes the training part has)."""
+    if y_train.ndim > 2 or (y_train.ndim == 2 and y_train.shape[1] < 2):
+        return
+    ids_t, ids_v = set(np.unique(M.class_ids(y_train))), set(np.unique(M.class_ids(y_val)))
+    if len(ids_v) < len(ids_t) and len(y_val) >= 2 * len(ids_t):
+        log.warning("validation_split=%s holds out the LAST %d samples (as Keras does); they "
+                    "contain only classes %s of %s. If the data is sorted by label, shuffle it "
+                    "first or use Dataset.split(..., stratify=True).", split, len(y_val),
+                    sorted(int(i) for i in ids_v), sorted(int(i) for i in ids_t))
 
 
 def _int(name: str, v: Any, lo: int) -> int:
@@ -211,6 +227,7 @@ class TrainingMixin:
                 raise ConfigError(f"fit: validation_split={validation_split} of {len(xh)} "
                                   "samples leaves no training or no validation samples")
             xh, yh, val = xh[:cut], yh[:cut], (xh[cut:], yh[cut:])
+            _warn_if_sorted(yh, val[1], validation_split)
         return self._fit_loop(xh, yh, val, bs, epochs, shuffle, seed, callbacks, verbose)
 
     def _fit_loop(self, xh, yh, val, bs, epochs, shuffle, seed, callbacks, verbose):

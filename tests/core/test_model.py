@@ -269,3 +269,13 @@ def test_mse_sum_and_one_hot_of_integer_labels():
     t = np.eye(3, dtype=np.float32)[[2, 0]]
     assert m.evaluate(x, [2, 0], batch_size=2)["loss"] == pytest.approx(
         ((out - t) ** 2).sum(), rel=1e-5)
+
+
+def test_validation_split_warns_on_label_sorted_data(caplog):
+    m = mlp()
+    m.compile(loss="sparse_categorical_crossentropy")
+    x, y = blobs(60)
+    order = np.argsort(y, kind="stable")
+    with caplog.at_level("WARNING", logger="mao_lab._training"):
+        m.fit(x[order], y[order], epochs=1, validation_split=0.2, verbose=0)
+    assert "holds out the LAST 12 samples" in caplog.text and "only classes [2]" in caplog.text
