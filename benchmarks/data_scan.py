@@ -203,7 +203,7 @@ def main() -> None:
     for name, enc, dec in bench_ipc(budget, copies=2 if args.quick else 10):
         enc_s = "-" if np.isnan(enc) else f"{enc:.2f}"
         lines.append(f"| {name} | {enc_s} | {dec:.2f} |")
-    scan = bench_scan(args.gb, "binary", ((64, 0), (64, 65536), (1024, 0)), args.keep)
+    scan = bench_scan(args.gb, "binary", ((64, 0), (64, 16384), (1024, 0)), args.keep)
     scan += bench_scan(args.list_gb, "list", ((64, 0),), None)
     lines += ["", "| out-of-core scan (784 float32 + label per row) | data | batches/s | GB/s "
               "| peak RSS |", "|---|---:|---:|---:|---:|"]

@@ -61,6 +61,11 @@ class Batches:
                 yield ds._finish(x[idx], y[idx])
             return
         views = ds._chunks()
+        if len(views) == 1:  # the common case: plain slices of one chunk
+            xv, yv = views[0]
+            for start in range(0, stop, bs):
+                yield ds._finish(xv[start:start + bs], yv[start:start + bs])
+            return
         bounds = np.cumsum([0] + [len(v[1]) for v in views])
         for start in range(0, stop, bs):
             end = min(start + bs, n)

@@ -119,7 +119,8 @@ class Scan:
         batch_size: rows per batch (> 0); every batch is full except possibly the last.
         columns: columns to read (default: the feature and label columns from metadata).
         shuffle_buffer: rows held for shuffling (0: read in order). Row groups are visited
-            in a seeded random order and batches are drawn at random from the buffer.
+            in a seeded random order and rows pass through a buffer of this many rows that
+            releases a random resident row for each row read.
         seed: seed for the shuffle.
         filter: row filter (expression or DNF tuples) applied per record batch.
         drop_last: skip the final partial batch.
@@ -128,7 +129,7 @@ class Scan:
 
     def __init__(self, pieces, batch_size: int, columns: Sequence[str] | None = None,
                  shuffle_buffer: int = 0, seed: int | None = None, filter=None,
-                 drop_last: bool = False, read_rows: int = 16384, **dataset_kwargs: Any):
+                 drop_last: bool = False, read_rows: int = 4096, **dataset_kwargs: Any):
         self._bs = _check_batch_size(batch_size)
         if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) \
                 or shuffle_buffer < 0:
@@ -198,40 +199,53 @@ class Scan:
                 raise DataError(f"cannot read row group {g} of {f}: corrupt or truncated "
                                 f"({exc})") from exc
 
+    def _rows(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Row blocks in reading order, or through the shuffle buffer.
+
+        The buffer holds ``shuffle_buffer`` rows; each incoming block of m rows replaces m
+        random buffer slots and the rows evicted from them go out (memory: buffer + 2 blocks).
+        """
+        if not self._buffer:
+            yield from self._chunks()
+            return
+        rng = np.random.default_rng(None if self._seed is None else [self._seed, 1])
+        cap, fill = self._buffer, 0
+        buf_x = buf_y = None
+        for x, y in self._chunks():
+            if buf_x is None:
+                buf_x = np.empty((cap, *x.shape[1:]), x.dtype)
+                buf_y = np.empty(cap, y.dtype)
+            if fill < cap:
+                k = min(cap - fill, len(y))
+                buf_x[fill:fill + k], buf_y[fill:fill + k] = x[:k], y[:k]
+                fill += k
+                x, y = x[k:], y[k:]
+            while len(y):
+                m = min(len(y), cap, 1024)  # small blocks keep the allocator's peak low
+                slots = rng.choice(cap, m, replace=False)
+                yield buf_x[slots], buf_y[slots]
+                buf_x[slots], buf_y[slots] = x[:m], y[:m]
+                x, y = x[m:], y[m:]
+        perm = rng.permutation(fill)
+        for i in range(0, fill, 1024):  # drain in small gathers, not one copy of the buffer
+            idx = perm[i:i + 1024]
+            yield buf_x[idx], buf_y[idx]
+
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         bs = self._bs
-        rng = np.random.default_rng(None if self._seed is None else [self._seed, 1])
         pend_x: list[np.ndarray] = []
         pend_y: list[np.ndarray] = []
         held = 0
-        cap = max(self._buffer, bs)
-        for x, y in self._chunks():
+        for x, y in self._rows():
             pend_x.append(x)
             pend_y.append(y)
             held += len(y)
-            if not self._buffer:
-                while held >= bs:  # emit views out of the first pending chunk when possible
-                    bx, by, pend_x, pend_y = _take_front(pend_x, pend_y, bs)
-                    held -= bs
-                    yield bx, by
-            elif held >= cap + bs:
-                px, py = np.concatenate(pend_x), np.concatenate(pend_y)
-                perm = rng.permutation(len(py))
-                k = (len(py) - cap // 2) // bs * bs
-                for s in range(0, k, bs):
-                    idx = perm[s:s + bs]
-                    yield px[idx], py[idx]
-                keep = perm[k:]
-                pend_x, pend_y, held = [px[keep]], [py[keep]], len(keep)
-        if held:
-            px, py = np.concatenate(pend_x), np.concatenate(pend_y)
-            if self._buffer:
-                perm = rng.permutation(len(py))
-                px, py = px[perm], py[perm]
-            for s in range(0, len(py), bs):
-                if s + bs > len(py) and self._drop_last:
-                    break
-                yield px[s:s + bs], py[s:s + bs]
+            while held >= bs:  # views out of the first pending block when it holds the batch
+                bx, by, pend_x, pend_y = _take_front(pend_x, pend_y, bs)
+                held -= bs
+                yield bx, by
+        if held and not self._drop_last:
+            yield np.concatenate(pend_x), np.concatenate(pend_y)
 
 
 def _label_max(pieces, label: str) -> int:
