@@ -111,6 +111,10 @@ class Coordinator:
         m = dict(m)
         if e in b.engines:
             m.update(share=b.share_of(e), speed=b.speeds().get(e))
+            inv = self.dp.cluster._inventory or []
+            for info in inv:  # the inventory shows the measured throughput for this model
+                if info.id == e and m["speed"]:
+                    info.samples_per_s = m["speed"]
         with self.handle._lock:
             self.handle.metrics.setdefault(e, {}).update(m)
         self.handle._emit("metrics", {"engine": e, **m})
@@ -137,7 +141,9 @@ class Coordinator:
         self._unobserve = self.model.observe(self._on_model_event) \
             if hasattr(self.model, "observe") else None
         t_start, done_samples = time.perf_counter(), 0
-        self.cbs.call("on_train_begin", {"epochs": self.epochs, "engines": engines})
+        self.cbs.call("on_train_begin", {
+            "epochs": self.epochs, "engines": engines, "samples": len(self.source),
+            "steps": -(-len(self.source) // dp.global_batch_size)})
         try:
             for epoch in range(int(st.get("epoch", 0)), self.epochs):
                 if h.stop_requested or not self.balancer.engines:

@@ -146,3 +146,16 @@ def test_bad_input_gives_clear_errors(cluster2, iris):
         DataParallel(model, cluster2, sync_every=0)
     with pytest.raises(ClusterError, match=rf"engine {cluster2.ids[0]} failed: DeviceError"):
         DataParallel(model, cluster2, device={cluster2.ids[0]: "opencl:9:9"}).fit(x, y)
+
+
+def test_model_fit_hands_off_to_the_cluster(cluster2, iris):
+    ds, x, y = iris
+    model = iris_model(lr=0.05, momentum=0.9)
+    hist = model.fit(x, y, batch_size=16, epochs=10, cluster=cluster2, strategy="ps",
+                     balance="equal", validation_data=(x[:50], y[:50]), verbose=0, seed=0)
+    assert model.history is hist and len(hist.history["loss"]) == 10
+    assert "val_loss" in hist.history and all(hist.history["exactly_once"])
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+    assert model.evaluate(x, y)["accuracy"] > 0.9
+    inv = cluster2.inventory()
+    assert all(e.device == "numpy" and e.samples_per_s > 0 for e in inv)
