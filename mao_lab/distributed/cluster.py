@@ -225,11 +225,32 @@ class Cluster:
                                    f"received {got}") from exc
         return cls(client, None, owns=False, mpi=None, check=check)
 
+    def subset(self, ids: list[int]) -> Cluster:
+        """A view of some of these engines (train on them only); stopping it stops nothing.
+
+        Example:
+            >>> one = cluster.subset(cluster.ids[:1])   # doctest: +SKIP
+        """
+        unknown = sorted(set(ids) - set(self.ids))
+        if not ids or unknown:
+            raise ClusterError(f"subset: expected a non-empty list of engine ids from "
+                               f"{self.ids}; received {ids!r}")
+        view = Cluster.__new__(Cluster)
+        view.__dict__.update(self.__dict__)
+        view._owns, view._targets = False, list(ids)
+        view._stopped = False
+        if self._inventory is not None:
+            view._inventory = Inventory(e for e in self._inventory if e.id in ids)
+        return view
+
     # ------------------------------------------------------------------ properties
     @property
     def ids(self) -> list[int]:
         """Ids of the engines registered right now."""
-        return [] if self._stopped else list(self.client.ids)
+        if self._stopped:
+            return []
+        targets = getattr(self, "_targets", None)
+        return [e for e in self.client.ids if targets is None or e in targets]
 
     @property
     def size(self) -> int:
@@ -325,6 +346,8 @@ class Cluster:
         self._stopped = True
         if self._owns:
             _quiet_stop(self.client, self.ipp_cluster)
+        elif getattr(self, "_targets", None) is not None:
+            return  # a subset view shares its parent's client
         else:
             try:
                 self.client.close()

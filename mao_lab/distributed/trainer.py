@@ -80,6 +80,11 @@ class DataParallel:
             raise ConfigError("strategy='mpi' needs engines launched with MPI "
                               "(Cluster.local(n, mpi=True) or ipcluster --engines=mpi); these "
                               "were not: use strategy='ps'")
+        if strategy == "mpi":
+            sizes = {e.mpi_size for e in cluster.inventory()}
+            if sizes != {len(cluster.ids)}:
+                raise ConfigError(f"strategy='mpi' needs every rank of the MPI world: "
+                                  f"{len(cluster.ids)} engines here, MPI world size {sizes}")
         if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
             raise ConfigError(f"sync_every must be an integer >= 1; received {sync_every!r}")
         if strategy == "mpi" and sync_every != 1:

@@ -65,3 +65,12 @@ def test_bad_arguments_and_missing_clusters():
         Cluster.connect(connection_file="/nonexistent/ipcontroller-client.json")
     with pytest.raises(ClusterError, match="could not connect"):
         Cluster.connect(cluster_id="no-such-cluster-id", timeout=1)
+
+
+def test_subset_trains_on_some_engines_and_stops_nothing(cluster2):
+    one = cluster2.subset(cluster2.ids[:1])
+    assert one.ids == cluster2.ids[:1] and [e.id for e in one.inventory()] == one.ids
+    one.stop()
+    assert cluster2.size == 2
+    with pytest.raises(ClusterError, match="subset: expected a non-empty list"):
+        cluster2.subset([99])
