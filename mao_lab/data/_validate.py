@@ -51,7 +51,7 @@ def _missing(table: pa.Table, names, role: str) -> None:
 
 def resolve_label(table: pa.Table, label: str | None, meta: dict) -> str:
     """Pick the label column: explicit, then metadata, then a conventional name."""
-    if label is None:
+    if label is None and meta.get("label") in table.column_names:
         label = meta.get("label")
     if label is None:
         label = next((c for c in LABEL_GUESSES if c in table.column_names), None)
@@ -68,8 +68,9 @@ def resolve_features(table: pa.Table, features, label: str, meta: dict) -> tuple
     """Pick the feature columns: explicit, metadata, the one tensor column, or all the rest."""
     if isinstance(features, str):
         features = [features]
-    if features is None:
-        features = meta.get("features")
+    stored = meta.get("features")
+    if features is None and stored and all(c in table.column_names for c in stored):
+        features = stored  # a projection that dropped them falls back to inference
     if features is None:
         rest = [c for c in table.column_names if c != label and not c.endswith("_onehot")]
         tensors = [c for c in rest if is_tensor_type(table.schema.field(c).type)

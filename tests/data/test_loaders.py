@@ -203,3 +203,12 @@ def test_from_numpy_converts_other_dtypes():
     with pytest.raises(DataError, match="ndim >= 2"):
         from_numpy(np.arange(3.0), [0, 1, 2])
     assert pa.types.is_fixed_size_list(ds.table.schema.field("x").type)
+
+
+def test_projection_that_drops_the_stored_feature_column(tmp_path):
+    t = pa.table({"a": pa.array([1.0, 2.0], pa.float32()), "b": [3.0, 4.0], "label": [0, 1]})
+    ds = Dataset(t, features=["a", "b"])
+    ds.to_parquet(tmp_path / "t.parquet")
+    only_a = read_parquet(tmp_path / "t.parquet", columns=["a", "label"])
+    assert only_a.features == ("a",)
+    np.testing.assert_array_equal(only_a.numpy()[0], [[1.0], [2.0]])
