@@ -42,6 +42,7 @@ class Optimizer:
         self.learning_rate = learning_rate
         self.iterations = 0
         self.slots: dict[str, dict[str, Any]] = {}
+        self._be = None  # the backend the slots live on (set by build / to)
 
     @property
     def learning_rate(self) -> float:
@@ -59,6 +60,7 @@ class Optimizer:
     def build(self, be, named: list[tuple[str, Any]], carry: dict[str, str] | None = None):
         """(Re)create slots for ``named`` (key, param). A slot is kept when ``carry`` maps the
         key to an old key (identity when carry is None) whose slot has the same shape."""
+        self._be = be
         old, new = self.slots, {}
         for key, p in named:
             src = key if carry is None else carry.get(key)
@@ -74,6 +76,7 @@ class Optimizer:
         for d in self.slots.values():
             for s, a in d.items():
                 d[s] = be.asarray(np.asarray(old.to_host(a)))
+        self._be = be
 
     def apply(self, be, triples) -> None:
         """One step over (key, param, grad) triples, in place."""
@@ -93,11 +96,12 @@ class Optimizer:
 
     def get_state(self, be=None) -> list[np.ndarray]:
         """[iterations] + every slot array (weights in model order, slots in slot order)."""
+        be = be or self._be
         out = [np.array(self.iterations, dtype=np.int64)]
         for d in self.slots.values():
             for s in self.active_slots():
                 a = d[s]
-                out.append(np.array(a if isinstance(a, np.ndarray) else be.to_host(a)))
+                out.append(np.array(be.to_host(a) if be is not None else a))
         return out
 
     def state_names(self) -> list[str]:
@@ -106,6 +110,7 @@ class Optimizer:
 
     def set_state(self, state: list[np.ndarray], be=None) -> None:
         """Inverse of ``get_state``; shapes must match (ShapeError names the slot)."""
+        be = be or self._be
         names = self.state_names()
         if len(state) != len(names):
             raise ShapeError(f"{type(self).__name__}.set_state: expected {len(names)} arrays "
