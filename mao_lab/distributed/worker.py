@@ -212,6 +212,24 @@ def run(msg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def calibrate(batch: int, seconds: float = 1.0) -> float:
+    """Samples/s of this engine training alone (local steps on rows it holds, no sync).
+
+    Changes this engine's model weights: call ``setup`` again before real training.
+    """
+    held = np.flatnonzero(STATE["rows"] >= 0)
+    if len(held) == 0:
+        raise RuntimeError(f"engine {STATE['engine']} holds no rows to calibrate on")
+    rng = np.random.default_rng(0)
+    model, done, t0 = STATE["model"], 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or done == 0:
+        idx = rng.choice(held, size=min(batch, len(held)), replace=False)
+        _, grads, _ = _compute(idx)
+        model.apply_gradients(grads)
+        done += len(idx)
+    return done / (time.perf_counter() - t0)
+
+
 def weights() -> list[np.ndarray]:
     """This engine's current model weights (host arrays)."""
     return [np.asarray(w) for w in STATE["model"].get_weights()]
