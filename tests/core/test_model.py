@@ -279,3 +279,27 @@ def test_validation_split_warns_on_label_sorted_data(caplog):
     with caplog.at_level("WARNING", logger="mao_lab._training"):
         m.fit(x[order], y[order], epochs=1, validation_split=0.2, verbose=0)
     assert "holds out the LAST 12 samples" in caplog.text and "only classes [2]" in caplog.text
+
+
+def test_fit_with_cluster_hands_off_to_data_parallel(monkeypatch):
+    import mao_lab.distributed.trainer as trainer
+
+    calls = {}
+
+    class FakeDataParallel:
+        def __init__(self, model, cluster, **kwargs):
+            calls["init"] = (model, cluster, kwargs)
+
+        def fit(self, x, y, **kwargs):
+            calls["fit"] = (x, y, kwargs)
+            return "history"
+
+    monkeypatch.setattr(trainer, "DataParallel", FakeDataParallel)
+    m = mlp()
+    m.compile(loss="sparse_categorical_crossentropy")
+    x, y = blobs(10)
+    assert m.fit(x, y, batch_size=5, epochs=2, cluster="C", strategy="ps") == "history"
+    assert calls["init"] == (m, "C", {"strategy": "ps"})
+    assert calls["fit"][2]["batch_size"] == 5 and calls["fit"][2]["epochs"] == 2
+    with pytest.raises(ConfigError, match="only accepted together with cluster="):
+        m.fit(x, y, strategy="ps")
