@@ -1,0 +1,187 @@
+"""Training throughput: samples/s of zoo models on every mao_lab backend beside PyTorch CPU.
+
+Batch 64, SGD (momentum 0.9 for the MNIST nets, as their zoo defaults), the seeded 4,000-digit
+training split of the bundled MNIST sample (iris: its 120 training rows repeated to 3,840).
+Every trainer first runs one warm-up epoch, then epochs are timed *interleaved* (numpy,
+PyTorch, OpenCL, numpy, ...) so a busy machine slows all alike; the figure is the median
+epoch. Each thread count runs in its own subprocess: BLAS threads via threadpoolctl,
+torch.set_num_threads, PoCL via POCL_CPU_MAX_CU_COUNT. PyTorch starts from the same
+weights (copied). Usage: python benchmarks/train.py [--quick] [--json FILE]
+[--markdown FILE] [--threads 1,2] [--models iris,fc300,...] [--devices numpy,opencl:0:0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+MODELS = ("iris", "fc300", "fc300_100", "lenet1", "lenet5")
+BATCH = 64
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The training arrays a zoo model is benchmarked on."""
+    from mao_lab.data import load_iris, load_mnist_sample
+
+    if name == "iris":
+        x, y = load_iris().split([0.8, 0.2], seed=0, stratify=True)[0].numpy()
+        return np.tile(x, (32, 1)), np.tile(y, 32)
+    return load_mnist_sample().split([0.8, 0.2], seed=0, stratify=True)[0].numpy()
+
+
+def _error(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()
+    return f"error: {type(exc).__name__}: {msg[0][:120] if msg else ''}"
+
+
+def _trainers(name: str, x, y, devices: list[str]) -> dict:
+    """label -> callable(seed) running one training epoch (or an error string)."""
+    from _torch_zoo import TorchTrainer
+
+    from mao_lab import zoo
+
+    out: dict = {}
+    for key in devices:
+        try:
+            model = zoo.get(name, seed=0)
+            if key != "numpy":
+                model.to(key)
+
+            def run(seed, model=model):
+                model.fit(x, y, batch_size=BATCH, epochs=1, seed=seed, verbose=0)
+
+            out[key] = run
+        except Exception as exc:  # noqa: BLE001 - a missing kernel is a table entry
+            out[key] = _error(exc)
+    ref = zoo.get(name, seed=0)
+    opt = ref.optimizer
+    tt = TorchTrainer(ref, x, y, opt.learning_rate, getattr(opt, "momentum", 0.0))
+    out["pytorch"] = lambda seed: tt.epoch(BATCH)
+    return out
+
+
+def worker(threads: int, quick: bool, models: list[str], devices: list[str]) -> dict:
+    """Samples/s of every model on every device and PyTorch, with ``threads`` threads."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    reps = 2 if quick else 5
+    res: dict = {"threads": threads, "torch": torch.__version__, "results": {}}
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for name in models:
+            x, y = load(name)
+            trainers = _trainers(name, x, y, devices)
+            times: dict[str, list[float]] = {k: [] for k in trainers}
+            for rep in range(reps + 1):  # rep 0 is the warm-up epoch
+                for key, run in trainers.items():
+                    if isinstance(run, str):
+                        continue
+                    t0 = time.perf_counter()
+                    try:
+                        run(rep)
+                    except Exception as exc:  # noqa: BLE001
+                        trainers[key] = _error(exc)
+                        continue
+                    if rep:
+                        times[key].append(time.perf_counter() - t0)
+            row = {}
+            for key, run in trainers.items():
+                row[key] = run if isinstance(run, str) else len(x) / statistics.median(
+                    times[key])
+            res["results"][name] = row
+            print(f"  {threads} thread(s) {name}: " + ", ".join(
+                f"{k} {v:,.0f}/s" if not isinstance(v, str) else f"{k} {v}"
+                for k, v in row.items()), file=sys.stderr, flush=True)
+    return res
+
+
+def table(run: dict, devices: list[str]) -> list[str]:
+    head = "| model | PyTorch CPU | " + " | ".join(
+        f"{d} | {d} / PyTorch" for d in devices) + " |"
+    lines = [head, "|" + "---|" * (2 + 2 * len(devices))]
+    for name, row in run["results"].items():
+        ref = row.get("pytorch")
+        cells = [name, f"{ref:,.0f}" if isinstance(ref, float) else str(ref)]
+        for d in devices:
+            v = row.get(d, "n/a")
+            if isinstance(v, float):
+                ratio = f"**{v / ref:.2f}x**" if isinstance(ref, float) else "—"
+                cells += [f"{v:,.0f}", ratio]
+            else:
+                cells += [str(v), "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(runs: list[dict], devices: list[str], names: dict[str, str]) -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    out = [f"Training samples/s, batch {BATCH}, median of the timed epochs. Machine: "
+           f"{platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, PyTorch "
+           f"{runs[0]['torch'] if runs else '?'}, load average {load:.2f} at the end."]
+    for d in devices:
+        if d != "numpy":
+            out.append(f"{d} = {names.get(d, d)}")
+    for run in runs:
+        out += ["", f"### {run['threads']} thread(s)", ""] + table(run, devices)
+    return "\n".join(out) + "\n"
+
+
+def _devices(spec: str | None) -> tuple[list[str], dict[str, str]]:
+    from mao_lab.backends import available_keys
+    from mao_lab.backends.inventory import opencl_devices
+
+    names = {i.key: f"{i.platform} / {i.name}" for i, _ in opencl_devices()}
+    keys = spec.split(",") if spec else available_keys()
+    return keys, names
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="2 timed epochs instead of 5")
+    ap.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
+    ap.add_argument("--markdown", metavar="FILE", help="also write the tables to FILE")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated zoo names")
+    ap.add_argument("--devices", help="comma-separated backend keys (default: all)")
+    ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    models = args.models.split(",")
+    devices, names = _devices(args.devices)
+    if args.worker:
+        json.dump(worker(args.worker, args.quick, models, devices), sys.stdout)
+        return 0
+    runs = []
+    for t in (int(v) for v in args.threads.split(",")):
+        env = dict(os.environ, POCL_CPU_MAX_CU_COUNT=str(t), POCL_AFFINITY="1",
+                   OMP_NUM_THREADS=str(t))
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(t), "--models",
+               args.models, "--devices", ",".join(devices)] + ["--quick"] * args.quick
+        print(f"measuring with {t} thread(s)...", file=sys.stderr, flush=True)
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+        if proc.returncode:
+            return proc.returncode
+        runs.append(json.loads(proc.stdout))
+    text = report(runs, devices, names)
+    print(text)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(runs, fh, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
