@@ -57,10 +57,11 @@ function render({ model, el: root }) {
   const stopPan = enablePan(viewport, (f) => setZoom(zoom * f));
 
   const redrawAll = () => { draw(); drawEditor(); };
+  const onSelect = () => { status.className = "mao-status"; status.textContent = ""; redrawAll(); };
   model.on("change:nodes", redrawAll);
   model.on("change:edges", draw);
   model.on("change:size", draw);
-  model.on("change:selected", redrawAll);
+  model.on("change:selected", onSelect);
   model.on("change:fields", drawEditor);
   model.on("change:inspection", drawInspect);
   model.on("change:pending", drawPending);
@@ -75,7 +76,7 @@ function render({ model, el: root }) {
     model.off("change:nodes", redrawAll);
     model.off("change:edges", draw);
     model.off("change:size", draw);
-    model.off("change:selected", redrawAll);
+    model.off("change:selected", onSelect);
     model.off("change:fields", drawEditor);
     model.off("change:inspection", drawInspect);
     model.off("change:pending", drawPending);

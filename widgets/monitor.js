@@ -30,14 +30,15 @@ function stepBar(row, slowest) {
   return box;
 }
 
-function statusText(row) {
-  const age = fmtSeconds(row.age_s);
+function statusText(row, since) {
+  // age_s was measured when Python pushed the rows; add the time since they arrived
+  const age = fmtSeconds(row.age_s + (performance.now() - since) / 1000);
   if (row.status === "dead") return `dead ${age} ago`;
   if (row.status === "training") return `training for ${age}`;
   return `idle for ${age}`;
 }
 
-function drawRows(table, rows) {
+function drawRows(table, rows, since) {
   table.replaceChildren();
   const head = el("div", "mao-engine-row mao-engine-head", table);
   for (const c of COLUMNS) el("div", "mao-cell", head, c);
@@ -53,7 +54,7 @@ function drawRows(table, rows) {
     el("div", "mao-cell mao-engine-device", row, r.vendor ? `${r.device} (${r.vendor})` : r.device);
     const st = el("div", "mao-cell mao-engine-status", row);
     el("span", "mao-status-dot", st);
-    el("span", "mao-status-text", st, statusText(r));
+    el("span", "mao-status-text", st, statusText(r, since));
     if (r.error) st.title = r.error;
     const cpu = Number.isFinite(r.cpu) ? r.cpu : NaN;
     el("div", "mao-cell", row).appendChild(
@@ -88,17 +89,26 @@ function render({ model, el: root }) {
     el("span", "mao-legend-text", legend, text);
   }
   const table = el("div", "mao-engine-table", root);
+  let since = performance.now();
+  const tick = safe(() => {  // keep "training for 12 s" current between updates
+    const rows = model.get("rows") || [];
+    table.querySelectorAll(".mao-engine").forEach((row, i) => {
+      if (rows[i]) row.querySelector(".mao-status-text").textContent = statusText(rows[i], since);
+    });
+  });
+  const timer = setInterval(tick, 1000);
   const draw = safe(() => {
+    since = performance.now();
     const rows = model.get("rows") || [];
     const live = rows.filter((r) => r.status !== "dead");
     const total = live.reduce((s, r) => s + (r.samples_per_s || 0), 0);
     title.textContent = model.get("title");
     summary.textContent = `${rows.length} engines · ${live.length} alive · ${fmtCount(total)} samples/s`;
-    drawRows(table, rows);
+    drawRows(table, rows, since);
   });
   model.on("change:rows", draw);
   draw();
-  return () => model.off("change:rows", draw);
+  return () => { clearInterval(timer); model.off("change:rows", draw); };
 }
 
 export default { render };

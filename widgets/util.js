@@ -23,6 +23,7 @@ function fmtCount(n) {
   if (a >= 1e9) return (n / 1e9).toFixed(1) + "G";
   if (a >= 1e6) return (n / 1e6).toFixed(1) + "M";
   if (a >= 1e4) return (n / 1e3).toFixed(1) + "k";
+  if (a > 0 && a < 0.01) return n.toExponential(1);
   return String(Math.round(n * 100) / 100);
 }
 

@@ -40,6 +40,8 @@ def pending_rows(edits: list[dict[str, Any]], limit: int = 20) -> list[dict[str,
     for i, e in enumerate(edits[-limit:]):
         applied = e.get("applied_step")
         text = " ".join(str(v) for k, v in e.items() if k not in _HIDDEN and v not in (None, ""))
+        if e.get("requested_step") is not None:
+            text = f"{text or 'edit'} (requested at step {e['requested_step']})"
         rows.append({"edit": i, "text": text or "edit", "requested_step": e.get("requested_step"),
                      "step": applied, "status": "pending" if applied is None else "applied",
                      "error": str(e.get("error") or "")})  # fmt: skip

@@ -65,7 +65,9 @@ class DashboardCallback(Callback):
 
 def _plan(logs: dict | None) -> dict[str, Any]:
     logs = logs or {}
-    return {"epochs": int(logs.get("epochs") or 1), "steps": logs.get("steps")}
+    # A distributed fit passes its engines and numbers batches by global step.
+    return {"epochs": int(logs.get("epochs") or 1), "steps": logs.get("steps"),
+            "global_steps": "engines" in logs}
 
 
 class TrainingDashboard(anywidget.AnyWidget):
@@ -92,6 +94,7 @@ class TrainingDashboard(anywidget.AnyWidget):
         self._model: Any = None
         self._handle: Any = None
         self.epochs, self.steps, self.epoch, self._t0 = 1, None, 0, 0.0
+        self.global_steps = False
         self.on_msg(self._on_custom)
 
     def callback(self) -> DashboardCallback:
@@ -103,8 +106,11 @@ class TrainingDashboard(anywidget.AnyWidget):
         self._handle = handle
 
     # ---- feed --------------------------------------------------------------------------
-    def begin(self, model: Any = None, epochs: int = 1, steps: int | None = None) -> None:
-        """Training starts: reset curves and progress."""
+    def begin(self, model: Any = None, epochs: int = 1, steps: int | None = None,
+              global_steps: bool = False) -> None:
+        """Training starts: reset curves and progress. ``global_steps``: ``batch`` in
+        ``batch_end`` counts steps since the start of training (not within the epoch)."""
+        self.global_steps = global_steps
         with self._lock:
             self._model, self.epochs, self.steps, self.epoch = model, epochs, steps, 0
             self._series, self._t0 = {}, time.monotonic()
@@ -115,6 +121,8 @@ class TrainingDashboard(anywidget.AnyWidget):
         self.epoch = epoch
 
     def _step(self, epoch: int, batch: int) -> int:
+        if self.global_steps:
+            return batch
         return epoch * int(self.steps or 0) + batch + 1
 
     def batch_end(self, batch: int, logs: dict[str, Any]) -> None:
@@ -122,14 +130,18 @@ class TrainingDashboard(anywidget.AnyWidget):
         x = self._step(self.epoch, batch)
         with self._lock:
             for key, value in logs.items():
-                if key in ("size", "batch") or not isinstance(value, (int, float)):
+                if key in ("size", "batch") or isinstance(value, bool) or not isinstance(
+                        value, (int, float)):
                     continue
                 self._series.setdefault(key, []).append([x, float(value)])
         self._push(batch=batch)
 
     def epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         """Epoch done: validation values (``val_*``) get a point at this step."""
-        x = self._step(epoch, int(self.steps or 1) - 1) if self.steps else epoch + 1
+        if self.global_steps:
+            x = (epoch + 1) * int(self.steps or 1)
+        else:
+            x = self._step(epoch, int(self.steps or 1) - 1) if self.steps else epoch + 1
         with self._lock:
             for key, value in logs.items():
                 if key.startswith("val_") and isinstance(value, (int, float)):
@@ -147,6 +159,8 @@ class TrainingDashboard(anywidget.AnyWidget):
         self._last_push = now
         total = self.epochs * int(self.steps or 0)
         done_steps = self._step(self.epoch, batch) if self.steps else 0
+        if self.global_steps and self.steps:
+            batch = max(0, done_steps - self.epoch * int(self.steps) - 1)
         if epoch_done is not None and self.steps:
             done_steps = epoch_done * int(self.steps)
         elapsed = now - self._t0 if self._t0 else 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import from_browser_custom
+from _drive import from_browser_custom
 
 from mao_lab.callbacks import Callback
 from mao_lab.errors import ConfigError
@@ -63,3 +63,19 @@ def test_real_fit_feeds_the_dashboard_and_stop_ends_training():
     assert len(dash.series["loss"]) == 4 and len(dash.series["val_loss"]) == 1
     assert dash.series["val_loss"][0][1] == pytest.approx(hist.history["val_loss"][0])
     assert dash.status == "done"
+
+
+def test_distributed_batch_numbers_are_global_steps():
+    dash = TrainingDashboard(max_rate=1e6)
+    cb = dash.callback()
+    cb.on_train_begin({"epochs": 2, "steps": 4, "engines": [0, 1]})
+    for epoch in range(2):
+        cb.on_epoch_begin(epoch)
+        for step in range(epoch * 4 + 2, epoch * 4 + 5, 2):  # rounds of 2 steps
+            cb.on_batch_end(step, {"loss": 1.0, "size": 64})
+        cb.on_epoch_end(epoch, {"loss": 1.0, "val_loss": 0.9, "exactly_once": True})
+    assert [p[0] for p in dash.series["loss"]] == [2, 4, 6, 8]
+    assert [p[0] for p in dash.series["val_loss"]] == [4, 8]
+    assert "exactly_once" not in dash.series
+    cb.on_train_end({})
+    assert dash.progress["fraction"] == 1.0

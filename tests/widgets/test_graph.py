@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from _contract_model import make_model
-from conftest import from_browser_custom, from_browser_update
+from _drive import from_browser_custom, from_browser_update
 
 from mao_lab.layers import Conv2D, Dense, Flatten, MaxPool2D
 from mao_lab.widgets import ModelGraph
