@@ -23,7 +23,7 @@ from ._arrow import (
     tensor_value_type,
     with_meta,
 )
-from ._validate import Layout, resolve
+from ._validate import Layout, apply_nan_policy, resolve
 
 
 def _check_batch_size(batch_size: Any) -> int:
@@ -117,8 +117,6 @@ class Dataset:
                             "Use Dataset.from_numpy(x, y) for numpy arrays.")
         meta = read_meta(table.schema)
         table, layout = resolve(table, features, label, feature_shape, num_classes, meta)
-        from ._validate import apply_nan_policy
-
         if validate:
             table = apply_nan_policy(table, layout, nan_policy, fill_value)
         names = list(class_names) if class_names is not None else meta.get("class_names")
