@@ -1,6 +1,7 @@
 // gemm: C = act(alpha * op(A) @ op(B) + beta * C + bias) for CPU-shaped OpenCL drivers.
 // No local memory, no barriers: one work-item keeps an MR x (VW*NV) block of C in registers
-// over its K range (row-block index fastest). Defines: MR VW NV KU ACT HAS_BIAS A_PACKED SPLITK.
+// over its K range (row-block index fastest).
+// Defines: MR VW NV KU ACT HAS_BIAS A_PACKED B_PACKED SPLITK.
 
 #ifndef MR
 #define MR 8
@@ -22,6 +23,9 @@
 #endif
 #ifndef A_PACKED
 #define A_PACKED 0 // 1: A comes as MR-row panels from gemm_pack_a; 0: read in place
+#endif
+#ifndef B_PACKED
+#define B_PACKED 1 // 1: B comes as NR-column panels; 0: row-major B read in place (N >= NR)
 #endif
 #ifndef SPLITK
 #define SPLITK 0 // 1: write raw partial blocks for gemm_splitk_reduce
@@ -45,25 +49,36 @@
 #define ACTIVATE(T, v) (v)
 #endif
 
+#if B_PACKED
+#define LOADB(v) b[v]
+#define BSTEP NV
+#else
+#define LOADB(v) VLOAD(v, b)
+#define BSTEP ldb
+#endif
+
 // One rank-1 update of the register block: a * b + c, never fma()/mad() (library calls
 // on vectors in some PoCL builds).
 #define RANK1(AR)                                                                        \
   {                                                                                      \
     VTYPE bv[NV];                                                                        \
-    _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = b[v];                         \
+    _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = LOADB(v);                     \
     _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                     \
       const float ar = AR;                                                               \
       _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = ar * bv[v] + acc[r][v]; \
     }                                                                                    \
-    b += NV;                                                                             \
+    b += BSTEP;                                                                          \
   }
 
 // A: op(A)[m, k] = A[a_off + m * sam + k * sak] (A_PACKED: panels (ceil(M/MR), Kp, MR)).
-// Bp: (ceil(N/NR), Kp, NR) column panels. Work-item (i, j, s) covers k in [s*kc, s*kc+kc).
+// Bp: (ceil(N/NR), Kp, NR) column panels (B_PACKED) or op(B)[k, n] = Bp[b_off + k*ldb + n];
+// then the last panel is shifted left to end at N and writes only its own columns.
+// Work-item (i, j, s) covers k in [s*kc, s*kc+kc).
 // C: (M, N) at C[c_off + m * ldc + n] (SPLITK: partials P[s][ib*MR + r][jb*NR + c]).
 __kernel void gemm(const int M, const int N, const int K, const int Kp, const int kc,
                    __global const float *restrict A, const long a_off, const long sam,
-                   const long sak, __global const float *restrict Bp,
+                   const long sak, __global const float *restrict Bp, const long b_off,
+                   const int ldb,
                    __global float *restrict C, const long c_off, const int ldc,
                    const float alpha, const float beta,
                    __global const float *restrict bias, const long bias_off) {
@@ -71,7 +86,14 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
   const int jb = get_global_id(1);
   const int k0 = get_global_id(2) * kc;
   const int k1 = min(K, k0 + kc);
+  const int lo = jb * NR; // first column this work-item writes
+#if B_PACKED
+  const int col0 = lo;
   __global const VTYPE *b = (__global const VTYPE *)(Bp + ((size_t)jb * Kp + k0) * NR);
+#else
+  const int col0 = min(lo, N - NR);
+  __global const float *b = Bp + b_off + (size_t)k0 * ldb + col0;
+#endif
   VTYPE acc[MR][NV];
 #pragma unroll
   for (int r = 0; r < MR; ++r)
@@ -80,12 +102,17 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
   const int row0 = ib * MR;
 #if A_PACKED
   __global const float *a = A + ((size_t)ib * Kp + k0) * MR;
-  for (int k = k0; k < k1; k += KU) { // panels are zero padded up to Kp
+  int k = k0;
+  for (; k + KU <= k1; k += KU) {
 #pragma unroll
     for (int u = 0; u < KU; ++u) {
       RANK1(a[r]);
       a += MR;
     }
+  }
+  for (; k < k1; ++k) {
+    RANK1(a[r]);
+    a += MR;
   }
 #else
   __global const float *arow[MR]; // rows past M read row M-1; their results are dropped
@@ -106,7 +133,6 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
   }
 #endif
 
-  const int col0 = jb * NR;
 #if SPLITK
   const int ldp = get_global_size(1) * NR;
   __global float *p = C + ((size_t)get_global_id(2) * get_global_size(0) * MR + row0) * ldp;
@@ -124,16 +150,16 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
       for (int v = 0; v < NV; ++v) {
         const int col = col0 + v * VW;
         VTYPE y = alpha * acc[r][v];
-        if (col + VW <= N) {
+        if (col >= lo && col + VW <= N) {
           if (beta != 0.0f) y = beta * VLOAD(0, c + v * VW) + y;
 #if HAS_BIAS
           y += VLOAD(0, bias + bias_off + col);
 #endif
           VSTORE(ACTIVATE(VTYPE, y), 0, c + v * VW);
-        } else if (col < N) {
+        } else if (col < N && col + VW > lo) {
           float t[VW];
           VSTORE(y, 0, t);
-          for (int e = 0; e < N - col; ++e) {
+          for (int e = max(0, lo - col); e < min(VW, N - col); ++e) {
             float z = t[e];
             if (beta != 0.0f) z = beta * c[v * VW + e] + z;
 #if HAS_BIAS

@@ -22,7 +22,9 @@ _ACT_CODE = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 0}
 _F32 = np.dtype(np.float32)
 _KC = 32  # k per packing work-item, as KC in kernels/gemm_pack.cl
 _I, _L, _F = np.int32, np.int64, np.float32
-_GEMM_ARGS = [_I, _I, _I, _I, _I, None, _L, _L, _L, None, None, _L, _I, _F, _F, None, _L]
+_GEMM_ARGS = [_I, _I, _I, _I, _I, None, _L, _L, _L, None, _L, _I, None, _L, _I, _F, _F, None,
+              _L]
+_SMALL_B = 1 << 16  # elements: a B this small is read in place (it stays in cache)
 _REDUCE_ARGS = [_I, _I, _I, _I, None, None, _L, _I, _F, _F, None, _L]
 _PACK_ARGS = [None, _L, _L, _L, _I, _I, _I, None]
 
@@ -52,9 +54,9 @@ def _kpad(k: int, ku: int) -> int:
 
 def b_config(cfg: GemmConfig, n: int) -> GemmConfig:
     """The register block for an output of width ``n``: narrow outputs get narrow blocks."""
-    if n <= 8 and cfg.nr > 8:
+    if n < 16 and cfg.nr > 8:
         return replace(cfg, vw=8, nv=1, mr=max(cfg.mr, 16))
-    if n <= 16 and cfg.nr > 16:
+    if n < 32 and cfg.nr > 16:
         return replace(cfg, vw=16, nv=1, mr=max(cfg.mr, 12))
     return cfg
 
@@ -204,31 +206,38 @@ class GemmMixin:
         cfg = b_config(base, n)
         kp = _kpad(k, cfg.ku)
         mb, nb = -(-m // cfg.mr), -(-n // cfg.nr)
-        if packed is None:
-            bp = self._workspace("b", nb * kp * cfg.nr * 4)
-            sbk, sbn = (b1, b0) if trans_b else (b0, b1)
-            self._pack(b.base_data, b_off, sbk, sbn, n, k, kp, bp, cfg, "b")
+        b_off_k, ldb = 0, 0
+        if packed is not None:
+            bp, pack_b = packed.buffer, True
         else:
-            bp = packed.buffer
+            sbk, sbn = (b1, b0) if trans_b else (b0, b1)
+            pack_b = not (sbn == 1 and n >= cfg.nr and k * n <= _SMALL_B and k > 0)
+            if pack_b:
+                bp = self._workspace("b", nb * kp * cfg.nr * 4)
+                self._pack(b.base_data, b_off, sbk, sbn, n, k, kp, bp, cfg, "b")
+            else:  # small row-major B: read in place, no packing launch
+                bp, b_off_k, ldb = b.base_data, b_off, sbk
+        # pack A when asked, or when its k-stride is long (transposed A: one line per k)
+        pack_a = k > 0 and (cfg.pack_a or (sak != 1 and abs(sak) > 64 and nb > 1))
         abuf = a.base_data
-        if cfg.pack_a and k > 0:
+        if pack_a:
             abuf = self._workspace("a", mb * kp * cfg.mr * 4)
             self._pack(a.base_data, a_off, sam, sak, m, k, kp, abuf, cfg, "a")
         s, kc = self._split(mb, nb, k, cfg.ku)
-        act = _ACT_CODE[activation]
-        epi = (f"-DACT={act}", f"-DHAS_BIAS={int(bias is not None)}")
+        opts = cfg.options() + (f"-DA_PACKED={int(pack_a)}", f"-DB_PACKED={int(pack_b)}")
+        epi = (f"-DACT={_ACT_CODE[activation]}", f"-DHAS_BIAS={int(bias is not None)}")
         bias_buf = bias.base_data if bias is not None else bp
         bias_off = bias_off if bias is not None else 0
         if s == 1:
-            kern = self._kern("gemm.cl", "gemm", cfg.options() + epi, _GEMM_ARGS)
-            kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, out.base_data, c_off,
-                          ldc, alpha, beta, bias_buf, bias_off)
+            kern = self._kern("gemm.cl", "gemm", opts + epi, _GEMM_ARGS)
+            kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, b_off_k, ldb,
+                          out.base_data, c_off, ldc, alpha, beta, bias_buf, bias_off)
             cl.enqueue_nd_range_kernel(self.queue, kern, (mb, nb), cfg.local_size())
         else:
             part = self._workspace("p", s * mb * cfg.mr * nb * cfg.nr * 4)
-            kern = self._kern("gemm.cl", "gemm", cfg.options() + ("-DSPLITK=1",), _GEMM_ARGS)
-            kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, part, 0, 0, alpha, beta,
-                          bp, 0)
+            kern = self._kern("gemm.cl", "gemm", opts + ("-DSPLITK=1",), _GEMM_ARGS)
+            kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, b_off_k, ldb, part, 0,
+                          0, alpha, beta, bp, 0)
             cl.enqueue_nd_range_kernel(self.queue, kern, (mb, nb, s), cfg.local_size(3))
             red = self._kern("gemm.cl", "gemm_splitk_reduce", epi, _REDUCE_ARGS)
             red.set_args(n, s, mb * cfg.mr, nb * cfg.nr, part, out.base_data, c_off, ldc,

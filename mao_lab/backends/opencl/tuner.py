@@ -58,9 +58,8 @@ class GemmConfig:
         return self.vw * self.nv
 
     def options(self) -> tuple[str, ...]:
-        """The -D defines of gemm.cl."""
-        return (f"-DMR={self.mr}", f"-DVW={self.vw}", f"-DNV={self.nv}", f"-DKU={self.ku}",
-                f"-DA_PACKED={int(self.pack_a)}")
+        """The register-block -D defines of gemm.cl."""
+        return (f"-DMR={self.mr}", f"-DVW={self.vw}", f"-DNV={self.nv}", f"-DKU={self.ku}")
 
     def pack_options(self) -> tuple[str, ...]:
         """The -D defines of gemm_pack.cl."""
@@ -80,6 +79,7 @@ CPU_CANDIDATES = (
     CPU_DEFAULT, GemmConfig(6, 16, 4, 4), GemmConfig(4, 16, 4, 4), GemmConfig(12, 16, 2, 4),
     GemmConfig(8, 16, 2, 2), GemmConfig(8, 16, 2, 8), GemmConfig(8, 8, 4, 4),
     GemmConfig(4, 16, 2, 4), GemmConfig(8, 16, 1, 4), GemmConfig(8, 16, 2, 4, False),
+    GemmConfig(8, 16, 2, 4, True, True), GemmConfig(6, 16, 4, 4, True, True),
 )
 OTHER_CANDIDATES = (
     OTHER_DEFAULT, GemmConfig(4, 4, 1, 4, False), GemmConfig(8, 4, 2, 4, False),
