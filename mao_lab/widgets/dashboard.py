@@ -14,6 +14,7 @@ import traitlets as t
 from ..callbacks import Callback
 from ..errors import ConfigError
 from ._bundle import bundle
+from ._static import add_html, curves_svg
 
 MAX_POINTS = 400  # per series sent to the browser
 
@@ -172,6 +173,10 @@ class TrainingDashboard(anywidget.AnyWidget):
             self.progress = {"epoch": self.epoch + 1, "epochs": self.epochs, "batch": batch + 1,
                              "steps": self.steps, "fraction": frac, "elapsed": elapsed,
                              "eta": eta_seconds(elapsed, frac)}  # fmt: skip
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live view, plus a static HTML snapshot for nbconvert and docs."""
+        return add_html(super()._repr_mimebundle_(**kwargs), curves_svg(self.series))
 
     # ---- stop --------------------------------------------------------------------------
     def stop(self) -> None:

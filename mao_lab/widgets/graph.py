@@ -20,6 +20,7 @@ from ._bundle import bundle
 from ._edits import EditRunner
 from ._fields import INSERTABLE, field_specs, guess_field, parse_field, parse_values
 from ._layout import layered_layout
+from ._static import add_html, graph_svg
 from .inspect import layer_inspection
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,11 @@ class ModelGraph(anywidget.AnyWidget):
             self._unsubscribe()
             self._unsubscribe = None
         super().close()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live view, plus a static HTML snapshot for nbconvert and docs."""
+        snapshot = graph_svg(self.nodes, self.edges, self.size, self.model_name)
+        return add_html(super()._repr_mimebundle_(**kwargs), snapshot)
 
     # ---- requests from the browser -----------------------------------------------------
     def _on_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:

@@ -17,6 +17,7 @@ import traitlets as t
 
 from ..errors import ConfigError
 from ._bundle import bundle
+from ._static import add_html, engines_table
 
 HISTORY = 40  # samples/s points kept per engine for the sparkline
 STRAGGLER_RATIO = 0.7  # flag when an engine delivers < 70% of the throughput its share predicts
@@ -150,6 +151,10 @@ class EngineMonitor(anywidget.AnyWidget):
             self._history.setdefault(eid, deque(maxlen=HISTORY)).append(
                 float(report["samples_per_s"]))
         self._engines[eid] = old
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live view, plus a static HTML snapshot for nbconvert and docs."""
+        return add_html(super()._repr_mimebundle_(**kwargs), engines_table(self.rows))
 
     def mark_dead(self, engine_id: int, error: str = "") -> None:
         """Mark one engine dead (it stays visible with the time it died)."""

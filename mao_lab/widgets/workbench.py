@@ -14,6 +14,7 @@ from typing import Any
 import ipywidgets as ipw
 
 from ..callbacks import Callback
+from ._static import add_html, curves_svg, engines_table, graph_svg
 from .dashboard import TrainingDashboard
 from .graph import ModelGraph
 from .monitor import EngineMonitor
@@ -115,6 +116,13 @@ class Workbench(ipw.VBox):
         self.graph.attach(handle)
         self.dashboard.attach(handle)
         self.monitor.watch(handle)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live view, plus a static HTML snapshot for nbconvert and docs."""
+        g, d = self.graph, self.dashboard
+        snapshot = (graph_svg(g.nodes, g.edges, g.size, g.model_name) + curves_svg(d.series)
+                    + engines_table(self.monitor.rows))
+        return add_html(super()._repr_mimebundle_(**kwargs), snapshot)
 
     def close(self) -> None:
         """Close the three widgets and this layout."""
