@@ -43,6 +43,8 @@ class Coordinator:
         self.step = 0
         self._edit_pending = False
         self._unobserve = None
+        self._warm = 0  # rounds since the engines (re)built the model
+        self._round_ema = 0.0
 
     # ------------------------------------------------------------------ engines
     def _call(self, engines: list[int], fn: Any, args: dict[int, tuple]) -> dict[int, Any]:
@@ -216,9 +218,16 @@ class Coordinator:
             t0 = time.perf_counter()
             ars = {e: self.client[e].apply_async(worker.run, msgs[e]) for e in engines}
             self.grad = self.weights = None
-            timeout = dp.engine_timeout + (30.0 if self.step == 0 or edit else 0.0)
+            if edit is not None:
+                self._warm = 0
+            # generous while engines compile kernels (first rounds, after an edit); then
+            # the timeout follows the measured round time
+            timeout = dp.engine_timeout + 20.0 * self._round_ema + (
+                60.0 if self._warm < 3 else 0.0)
+            self._warm += 1
             results, lost = collect(ars, self.client, timeout, on_poll=self._poll)
             wall = time.perf_counter() - t0
+            self._round_ema = wall if self._round_ema == 0 else 0.8 * self._round_ema + 0.2 * wall
             if lost:
                 if self.mpi:
                     raise ClusterError(

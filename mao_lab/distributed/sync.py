@@ -44,7 +44,7 @@ class MPIAllreduce:
 
     The buffer holds ``n_i * g_i`` followed by ``[n_i, n_i * loss_i]``, so one collective
     also sums the global batch size and loss. ``wait`` is time spent in a barrier (others
-    still computing), ``comm`` the allreduce itself.
+    still computing), ``comm`` the allreduce itself; both yield the CPU while waiting.
     """
 
     def __init__(self) -> None:
@@ -66,15 +66,31 @@ class MPIAllreduce:
         if self._recv is None or self._recv.size != self._send.size:
             self._recv = np.empty_like(self._send)
         t0 = time.perf_counter()
-        self.comm.Barrier()
+        _finish(self.comm.Ibarrier())
         t1 = time.perf_counter()
-        self.comm.Allreduce(self._send, self._recv, op=self.MPI.SUM)
+        _finish(self.comm.Iallreduce(self._send, self._recv, op=self.MPI.SUM))
         t2 = time.perf_counter()
         total = int(round(float(self._recv[-2])))
         if total <= 0:
             return [np.zeros_like(g) for g in grads], 0, 0.0, t1 - t0, t2 - t1
         avg = unflatten(self._recv, grads, 1.0 / total)
         return avg, total, float(self._recv[-1]) / total, t1 - t0, t2 - t1
+
+
+def _finish(request: Any, spin: int = 200) -> None:
+    """Complete a non-blocking MPI request, yielding the CPU while it waits.
+
+    MPI implementations busy-poll in blocking collectives; on a machine where engines share
+    cores (heterogeneous pinning, more engines than cores) a spinning rank steals the core
+    from the rank it waits for. Spin briefly (low latency when all are ready), then sleep.
+    """
+    for _ in range(spin):
+        if request.Test():
+            return
+    delay = 20e-6
+    while not request.Test():
+        time.sleep(delay)
+        delay = min(delay * 2, 500e-6)
 
 
 def weighted_gradient(results: dict[int, dict[str, Any]]) -> tuple[list[np.ndarray], int, float]:

@@ -43,7 +43,10 @@ class DataParallel:
         global_batch_size: samples per global step (default: fit's ``batch_size``).
         device: device for every engine ("numpy", "opencl", "auto"), or a dict
             engine id -> device; None uses each engine's default.
-        engine_timeout: seconds without an answer after which an engine counts as hung.
+        engine_timeout: seconds without an answer (beyond 20 typical rounds) after which an
+            engine counts as hung; the first rounds get 60 s more (kernel compilation).
+            Dead and SIGSTOPped engines are usually detected sooner, by ipyparallel's
+            heartbeat (``Cluster.local(heartbeat_ms=...)``).
         slowdown: engine id -> factor >= 1; that engine sleeps so its steps take ``factor``
             times as long. For tests and demos of speed-proportional shares only.
         round_seconds: MPI: target length of one round (rounds are where shares change,
@@ -59,7 +62,7 @@ class DataParallel:
 
     def __init__(self, model: Any, cluster: Any, strategy: str = "auto", sync_every: int = 1,
                  balance: str | Sequence[float] = "speed", global_batch_size: int | None = None,
-                 device: str | dict[int, str] | None = None, engine_timeout: float = 10.0,
+                 device: str | dict[int, str] | None = None, engine_timeout: float = 30.0,
                  slowdown: dict[int, float] | None = None, round_seconds: float = 0.5,
                  publish_every: float = 0.5, alpha: float = 0.3, drift: float = 0.15,
                  block: bool = True, checkpoint: str | None = None, resume: str | None = None,

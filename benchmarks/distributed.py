@@ -1,0 +1,210 @@
+"""Distributed benchmark: scaling, heterogeneous shares and sync overhead on real local clusters.
+
+1. Scaling: LeNet-5 on the MNIST sample, one process vs 1 engine vs 2 engines (1 BLAS
+   thread each), parameter server (best sync_every) and MPI allreduce.
+2. Heterogeneity by CPU affinity: three MPI engines, one alone on core 0 and two sharing
+   core 1; balance="speed" vs "equal"; efficiency = cluster throughput / sum of each
+   engine's standalone throughput under the same pinning (all three measured at once).
+   Plus a numpy-backend engine paired with an OpenCL-backend engine, when OpenCL works.
+3. Sync overhead per step, MPI vs PS, for the iris net, FC-300 and LeNet-5.
+
+Throughputs are measured over the epochs after the first (setup excluded). Usage:
+    python benchmarks/distributed.py [--quick] [--markdown FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("POCL_AFFINITY", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from mao_lab import zoo  # noqa: E402
+from mao_lab.callbacks import Callback  # noqa: E402
+from mao_lab.data import load_mnist_sample  # noqa: E402
+from mao_lab.distributed import Cluster, DataParallel, worker  # noqa: E402
+from mao_lab.distributed.transport import model_message  # noqa: E402
+
+
+class EpochClock(Callback):
+    """Times the end of every epoch."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_begin(self, logs=None):
+        self.times = [time.perf_counter()]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter())
+
+
+def steady_rate(clock: EpochClock, samples_per_epoch: int) -> float:
+    """Samples/s over the epochs after the first."""
+    t = clock.times
+    return samples_per_epoch * (len(t) - 2) / (t[-1] - t[1])
+
+
+def single_process(build, x, y, batch: int, epochs: int) -> float:
+    from threadpoolctl import threadpool_limits
+
+    model, clock = build(), EpochClock()
+    with threadpool_limits(1):
+        model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[clock], seed=0)
+    return steady_rate(clock, len(x))
+
+
+def cluster_rate(build, cluster, x, y, batch: int, epochs: int, **kw) -> tuple[float, dict]:
+    clock = EpochClock()
+    dp = DataParallel(build(), cluster, global_batch_size=batch, **kw)
+    hist = dp.fit(x, y, epochs=epochs, callbacks=[clock], seed=0)
+    assert all(hist.history["exactly_once"]), hist.history
+    return steady_rate(clock, len(x)), dp.handle.snapshot()
+
+
+def _pin_process(core: int) -> int:
+    """Engine side: pin every thread of this process to ``core``."""
+    import os
+
+    tids = [int(t) for t in os.listdir("/proc/self/task")]
+    for tid in tids:
+        os.sched_setaffinity(tid, {core})
+    return len(tids)
+
+
+def pin(cluster, cores: dict[int, int]) -> None:
+    for e, core in cores.items():
+        cluster.client[e].apply_sync(_pin_process, core)
+
+
+def standalone(cluster, build, x, y, batch: int, seconds: float) -> dict[int, float]:
+    """Each engine trains alone, all at the same time (same contention as together)."""
+    msg = model_message(build())
+    n = len(x)
+    for e in cluster.ids:
+        cluster.client[e].apply_sync(worker.setup, {"model": msg, "n_samples": n, "engine": e})
+        idx = np.arange(n)
+        cluster.client[e].apply_sync(worker.add_rows, idx, {"x": x, "y": y})
+    ars = {e: cluster.client[e].apply_async(worker.calibrate, batch, seconds)
+           for e in cluster.ids}
+    return {e: ar.get() for e, ar in ars.items()}
+
+
+def table(title: str, head: list[str], rows: list[list[str]]) -> str:
+    w = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
+    line = "| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(head)) + " |"
+    sep = "|" + "|".join("-" * (x + 2) for x in w) + "|"
+    body = ["| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |" for r in rows]
+    return "\n".join([f"### {title}", "", line, sep] + body + [""])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer samples and epochs")
+    ap.add_argument("--markdown", help="also write the tables to this file")
+    args = ap.parse_args()
+    n, epochs, gbs = (1024, 3, 64) if args.quick else (2048, 4, 64)
+    x, y = load_mnist_sample().split([n / 5000, 1 - n / 5000], seed=0)[0].numpy()
+    x, y = x[:n], y[:n]
+    lenet = lambda: zoo.lenet5(seed=0)  # noqa: E731
+    out = []
+
+    # 1. scaling --------------------------------------------------------------------------
+    rows = []
+    base = single_process(lenet, x, y, gbs, epochs)
+    rows.append(["one process (1 thread)", f"{base:.0f}", "1.00"])
+    with Cluster.local(n=2) as ps:
+        one, _ = cluster_rate(lenet, ps.subset(ps.ids[:1]), x, y, gbs, epochs, strategy="ps")
+        rows.append(["1 engine, PS", f"{one:.0f}", f"{one / base:.2f}"])
+        best = None
+        for k in (1, 4, 16):
+            r, _ = cluster_rate(lenet, ps, x, y, gbs, epochs, strategy="ps", sync_every=k,
+                                balance="equal")
+            rows.append([f"2 engines, PS sync_every={k}", f"{r:.0f}", f"{r / base:.2f}"])
+            best = max(best or 0, r)
+        ps_pair = ps.ids
+        sync_rows = []
+        tiny = 2
+        for name, build, xs, ys in (("iris 4-30-20-3", lambda: zoo.iris(seed=0), None, None),
+                                    ("FC-300", lambda: zoo.fc300(seed=0), None, None),
+                                    ("LeNet-5", lenet, x, y)):
+            if xs is None:
+                xs, ys = _inputs_for(build(), n)
+            model = build()
+            r, snap = cluster_rate(build, ps, xs[:256], ys[:256], tiny, 2, strategy="ps",
+                                   balance="equal")
+            comp = max(m["compute_s"] for m in snap["metrics"].values())
+            sync_rows.append([name, f"{model.count_params():,}", "PS",
+                              f"{(tiny / r - comp) * 1e3:.2f}"])
+        ocl = _opencl_pair(ps, ps_pair, x, y, gbs, epochs)
+    with Cluster.local(n=2, mpi=True) as mpi:
+        r, _ = cluster_rate(lenet, mpi, x, y, gbs, epochs, balance="equal")
+        rows.append(["2 engines, MPI", f"{r:.0f}", f"{r / base:.2f}"])
+        for name, build, xs, ys in (("iris 4-30-20-3", lambda: zoo.iris(seed=0), None, None),
+                                    ("FC-300", lambda: zoo.fc300(seed=0), None, None),
+                                    ("LeNet-5", lenet, x, y)):
+            if xs is None:
+                xs, ys = _inputs_for(build(), n)
+            r2, snap = cluster_rate(build, mpi, xs[:256], ys[:256], tiny, 2, balance="equal")
+            comm = np.mean([m["comm_s"] for m in snap["metrics"].values()])
+            sync_rows.append([name, f"{build().count_params():,}", "MPI",
+                              f"{comm * 1e3:.2f}"])
+    out.append(table(f"Scaling: LeNet-5, {n} MNIST digits, global batch {gbs}, samples/s",
+                     ["configuration", "samples/s", "vs one process"], rows))
+
+    # 2. heterogeneity ----------------------------------------------------------------------
+    het = []
+    with Cluster.local(n=3, mpi=True) as c3:
+        ranks = {e.id: e.mpi_rank for e in c3.inventory()}
+        order = sorted(c3.ids, key=lambda e: ranks[e])
+        pin(c3, {order[0]: 0, order[1]: 1, order[2]: 1})
+        alone = standalone(c3, lenet, x, y, 32, 4.0 if not args.quick else 2.0)
+        total = sum(alone.values())
+        het.append(["standalone sum (same pinning)", f"{total:.0f}", "1.00",
+                    " : ".join(f"{alone[e] / max(alone.values()):.2f}" for e in order)])
+        for bal in ("equal", "speed"):
+            r, snap = cluster_rate(lenet, c3, x, y, gbs * 3 // 2, epochs + 1, balance=bal)
+            shares = " : ".join(f"{snap['shares'][e]:.2f}" for e in order)
+            het.append([f"balance={bal!r}", f"{r:.0f}", f"{r / total:.2f}", shares])
+    out.append(table("Heterogeneity: 3 MPI engines pinned to cores 0, 1, 1 (LeNet-5)",
+                     ["configuration", "samples/s", "efficiency", "speeds / shares"], het))
+    if ocl:
+        out.append(table("numpy engine + OpenCL engine (LeNet-5, PS)",
+                         ["configuration", "samples/s", "shares"], ocl))
+    out.append(table("Sync overhead per step (2 engines, 1 sample each)",
+                     ["model", "params", "strategy", "ms per step"], sync_rows))
+    text = "\n".join(out)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+def _inputs_for(model, n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.random((n,) + tuple(model.input_shape), dtype=np.float32)
+    return x, rng.integers(0, model.output_shape[-1], n)
+
+
+def _opencl_pair(ps, ids, x, y, gbs, epochs) -> list[list[str]]:
+    """One engine on numpy, one on OpenCL: speed shares vs equal shares."""
+    rows = []
+    try:
+        dev = {ids[0]: "numpy", ids[1]: "opencl"}
+        for bal in ("equal", "speed"):
+            r, snap = cluster_rate(lambda: zoo.lenet5(seed=0), ps, x, y, gbs, epochs,
+                                   strategy="ps", balance=bal, device=dev)
+            rows.append([f"balance={bal!r}", f"{r:.0f}",
+                         " : ".join(f"{snap['shares'][e]:.2f}" for e in ids)])
+    except Exception as exc:  # noqa: BLE001 - OpenCL is optional on the engines
+        rows.append([f"skipped: {type(exc).__name__}: {str(exc)[:80]}", "-", "-"])
+    return rows
+
+
+if __name__ == "__main__":
+    main()
