@@ -30,6 +30,8 @@ def as_x(x, input_shape, what: str) -> np.ndarray:
     if a.ndim != len(expected) or tuple(a.shape[1:]) != tuple(input_shape):
         raise ShapeError(f"{what}: the model expects x of shape {expected}; received "
                          f"{tuple(a.shape)} (rank {a.ndim}, expected rank {len(expected)})")
+    if a.shape[0] == 0:
+        raise DataError(f"{what}: x has no samples (shape {tuple(a.shape)})")
     a = np.ascontiguousarray(a, dtype=np.float32)
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise DataError(f"{what}: x contains NaN or inf (first at sample {_first_bad(a)}); "
