@@ -136,6 +136,8 @@ class TrainingMixin:
         out = self._forward(_device(be, xb), True, logits=self._fused)
         total, scale, dy = self.loss(be, out, _device(be, yb), logits=self._fused)
         for la in reversed(self.layers):
+            if dy is None:  # the layers below have no weights (see need_dx)
+                break
             dy = la.backward(dy)
         ids = self._device_ids(out) if want_ids else None
         loss = float(be.to_host(total)) * scale  # the one wait of the step
@@ -239,10 +241,24 @@ class TrainingMixin:
         cl = CallbackList(cbs, self)
         steps = -(-n // bs)
         self.stop_training = False
+        self.history = history
         cl.call("on_train_begin", {"epochs": epochs, "steps": steps, "samples": n})
+        try:
+            self._epochs(cl, xh, yh, labels, val, bs, epochs, steps, rng.permutation
+                         if shuffle else None)
+        except BaseException:
+            for c in cbs:  # close progress bars; history keeps the finished epochs
+                if isinstance(c, ProgressBar):
+                    c.on_train_end({})
+            raise
+        cl.call("on_train_end", {})
+        return history
+
+    def _epochs(self, cl, xh, yh, labels, val, bs, epochs, steps, permute) -> None:
+        n = len(xh)
         for epoch in range(epochs):
             cl.call("on_epoch_begin", epoch, {})
-            order = rng.permutation(n) if shuffle else None
+            order = permute(n) if permute is not None else None
             for m in self.metrics:
                 m.reset()
             snapshot, seen, loss_sum = None, 0, 0.0
@@ -275,9 +291,6 @@ class TrainingMixin:
             cl.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
-        cl.call("on_train_end", {})
-        self.history = history
-        return history
 
     def _diverged(self, exc: TrainingError, epoch: int, batch: int, snapshot) -> None:
         weights = self.get_weights()

@@ -303,3 +303,13 @@ def test_fit_with_cluster_hands_off_to_data_parallel(monkeypatch):
     assert calls["fit"][2]["batch_size"] == 5 and calls["fit"][2]["epochs"] == 2
     with pytest.raises(ConfigError, match="only accepted together with cluster="):
         m.fit(x, y, strategy="ps")
+
+
+def test_divergence_closes_progress_bar_and_keeps_history(capsys):
+    m = Sequential([Dense(1, name="lin")], input_shape=(4,), seed=0)
+    m.compile(optimizer=SGD(1e4), loss="mse", metrics=[])
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32) * 100
+    with pytest.raises(TrainingError):
+        m.fit(x, x.sum(1), batch_size=8, epochs=3, verbose=1)
+    assert m.history is not None and m.history.epoch == []
+    assert "Epoch 1/3" in capsys.readouterr().err
