@@ -123,7 +123,8 @@ def _publish(force: bool = False) -> dict[str, Any]:
         "wait_s": w["wait"] / max(w["steps"], 1),
         "loss": (w["loss"] / w["n"]) if w["n"] else None,
         "cpu_percent": STATE["proc"].cpu_percent(None),
-        "rss": STATE["proc"].memory_info().rss, "time": time.time(),
+        "rss": STATE["proc"].memory_info().rss, "mem_percent": STATE["proc"].memory_percent(),
+        "host": socket.gethostname(), "time": time.time(),
     }
     if w["n"] == 0 and "last_metrics" in STATE:  # an empty window: repeat the last figures
         m = dict(STATE["last_metrics"], cpu_percent=m["cpu_percent"], rss=m["rss"],

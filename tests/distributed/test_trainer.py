@@ -84,6 +84,8 @@ def test_non_blocking_fit_live_metrics_edit_and_stop(cluster2, iris):
     dp = DataParallel(model, cluster2, strategy="ps", global_batch_size=8,
                       slowdown={e: 3.0 for e in cluster2.ids}, publish_every=0.05)
     handle = dp.fit(x, y, epochs=200, seed=0, block=False)
+    seen = []
+    handle.subscribe(lambda kind, data: seen.append(kind))
     assert not handle.done
     deadline = time.monotonic() + 60
     while handle.progress["step"] < 5 and time.monotonic() < deadline:
@@ -101,7 +103,10 @@ def test_non_blocking_fit_live_metrics_edit_and_stop(cluster2, iris):
     history = handle.wait(timeout=60)
     assert handle.done and handle.progress["epoch"] < 200 and handle.pending_edits == []
     assert set(handle.metrics) == set(cluster2.ids)
-    assert all(m["loss"] is not None for m in handle.metrics.values())
+    assert all(m["loss"] is not None and m["mem_percent"] > 0 for m in handle.metrics.values())
+    assert {"metrics", "event", "done"} <= set(seen)
+    snap = handle.snapshot()
+    assert snap["done"] and snap["edits"][0]["applied_step"] == edit["applied_step"]
     # every engine trains the edited architecture
     cfgs = cluster2.client[:].apply_sync(
         lambda: __import__("mao_lab.distributed.worker").distributed.worker.STATE[
