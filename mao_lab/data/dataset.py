@@ -267,6 +267,10 @@ class Dataset:
         """
         return self._finish(*self._raw())
 
+    def labels(self) -> np.ndarray:
+        """The labels, int64 (N,) (a view for a one-chunk table; features untouched)."""
+        return self._raw()[1]
+
     def one_hot_labels(self) -> np.ndarray:
         """Labels one-hot encoded, float32 (N, num_classes) (a view of the one-hot column
         when ``one_hot()`` added it, else computed)."""

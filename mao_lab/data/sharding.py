@@ -135,7 +135,7 @@ def split(ds: Dataset, fractions, seed: int | None = 0, stratify: bool = True) -
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in f]
     if stratify:
-        y = ds.numpy()[1]
+        y = ds.labels()
         for c in np.unique(y):
             idx = rng.permutation(np.flatnonzero(y == c))
             sizes = proportional_sizes(idx.size, f, min_one=False)

@@ -128,7 +128,7 @@ def one_hot(ds: Dataset) -> Dataset:
     k = ds.num_classes
     if k == 0:
         raise DataError("one_hot needs num_classes >= 1; received a dataset with 0 classes")
-    y = ds.numpy()[1]
+    y = ds.labels()
     eye = np.zeros((len(y), k), np.float32)
     eye[np.arange(len(y)), y] = 1.0
     col = pa.FixedSizeListArray.from_arrays(pa.array(eye.reshape(-1)), k)
@@ -143,7 +143,7 @@ def one_hot_numpy(ds: Dataset) -> np.ndarray:
         if col.num_chunks == 1:
             return chunk_view(col.chunk(0), (ds.num_classes,), name)
         return np.concatenate([chunk_view(c, (ds.num_classes,), name) for c in col.chunks])
-    y = ds.numpy()[1]
+    y = ds.labels()
     out = np.zeros((len(y), ds.num_classes), np.float32)
     out[np.arange(len(y)), y] = 1.0
     return out

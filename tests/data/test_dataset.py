@@ -196,3 +196,13 @@ def test_empty_dataset_and_bad_batch_size():
         ds.slice(0, 0).batches(4)
     with pytest.raises(DataError, match="pyarrow.Table"):
         Dataset(np.zeros((2, 2)))
+
+
+def test_labels_view_and_split_of_uint8_data():
+    x = np.arange(40, dtype=np.uint8).reshape(20, 2)
+    ds = from_numpy(x, np.arange(20) % 2)
+    assert np.shares_memory(ds.labels(), ds.numpy()[1])
+    a, b = ds.split([0.5, 0.5], seed=0)
+    assert a.dtype == np.uint8 and a.class_counts().tolist() == [5, 5]
+    np.testing.assert_array_equal(np.sort(np.concatenate([a.numpy()[0][:, 0],
+                                                          b.numpy()[0][:, 0]])), x[:, 0])
