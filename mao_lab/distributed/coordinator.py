@@ -73,6 +73,11 @@ class Coordinator:
         for e in inv:
             if e.id in info:
                 e.device = info[e.id]["device"]
+                speeds = info[e.id].get("device_speeds")
+                if speeds:
+                    e.samples_per_s = speeds.get(e.device)
+                    self.handle._event("device_chosen", engine=e.id, device=e.device,
+                                       speeds=speeds)
         if self.mpi:  # ranks order the engines so every rank agrees on who is who
             engines = sorted(engines, key=lambda e: info[e]["rank"])
         self.devices = {e: info[e]["device"] for e in engines}

@@ -41,8 +41,10 @@ class DataParallel:
         balance: "speed" (local batches proportional to measured speed, re-measured as
             training runs), "equal", or a list of fixed shares, one per engine.
         global_batch_size: samples per global step (default: fit's ``batch_size``).
-        device: device for every engine ("numpy", "opencl", "auto"), or a dict
-            engine id -> device; None uses each engine's default.
+        device: device for every engine ("numpy", "opencl", "opencl:<p>:<d>", "auto" =
+            best GEMM calibration, "fastest" = each engine times a few training steps of
+            this model on each of its devices and keeps the fastest), or a dict engine id
+            -> device (user-pinned); None uses each engine's default.
         engine_timeout: seconds without an answer (beyond 20 typical rounds) after which an
             engine counts as hung; the first rounds get 60 s more (kernel compilation).
             Dead and SIGSTOPped engines are usually detected sooner, by ipyparallel's

@@ -35,7 +35,11 @@ def setup(spec: dict[str, Any]) -> dict[str, Any]:
             STATE["_limits"] = threadpool_limits(int(threads))
         except ImportError:
             pass
-    model = build_model(spec["model"], spec.get("device"))
+    requested = spec.get("device")
+    speeds = None
+    if requested == "fastest":
+        requested, speeds = fastest_device(spec["model"])
+    model = build_model(spec["model"], requested)
     backend = getattr(model, "backend", None)
     device = getattr(getattr(backend, "info", None), "key", None) or spec.get("device") or "numpy"
     STATE.update(
@@ -56,7 +60,34 @@ def setup(spec: dict[str, Any]) -> dict[str, Any]:
     STATE["proc"] = psutil.Process()
     STATE["proc"].cpu_percent(None)
     rank = STATE["sync"].rank if STATE["sync"] is not None else None
-    return {"device": device, "pid": os.getpid(), "host": socket.gethostname(), "rank": rank}
+    return {"device": device, "pid": os.getpid(), "host": socket.gethostname(), "rank": rank,
+            "device_speeds": speeds}
+
+
+def fastest_device(msg: dict[str, Any], batch: int = 32, steps: int = 3
+                   ) -> tuple[str, dict[str, float]]:
+    """Time a few training steps of this model on every device of this engine.
+
+    Returns the fastest device key and samples/s per device (0.0 where building failed).
+    """
+    from ..backends import available_keys
+
+    speeds: dict[str, float] = {}
+    rng = np.random.default_rng(0)
+    for key in available_keys():
+        try:
+            model = build_model(msg, key)
+            x = rng.random((batch,) + tuple(model.input_shape), dtype=np.float32)
+            y = rng.integers(0, max(int(model.output_shape[-1]), 2), batch)
+            model.compute_gradients(x, y)  # warm-up: kernels compile here
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                _, g = model.compute_gradients(x, y)
+                model.apply_gradients(g)
+            speeds[key] = batch * steps / (time.perf_counter() - t0)
+        except Exception:  # noqa: BLE001 - a device that cannot run the model is skipped
+            speeds[key] = 0.0
+    return max(speeds, key=lambda k: (speeds[k], k == "numpy")), speeds
 
 
 def add_rows(idx: np.ndarray, payload: dict[str, Any]) -> int:

@@ -164,3 +164,16 @@ def test_model_fit_hands_off_to_the_cluster(cluster2, iris):
     assert model.evaluate(x, y)["accuracy"] > 0.9
     inv = cluster2.inventory()
     assert all(e.device == "numpy" and e.samples_per_s > 0 for e in inv)
+
+
+def test_fastest_device_is_chosen_per_engine_by_timing_this_model(cluster2, iris):
+    _, x, y = iris
+    dp = DataParallel(iris_model(), cluster2, strategy="ps", device="fastest",
+                      global_batch_size=32)
+    dp.fit(x, y, epochs=1)
+    chosen = [ev for ev in dp.handle.events if ev["type"] == "device_chosen"]
+    assert sorted(ev["engine"] for ev in chosen) == cluster2.ids
+    for ev in chosen:
+        speeds = ev["speeds"]
+        assert "numpy" in speeds and ev["device"] == max(speeds, key=speeds.get)
+        assert cluster2.engine(ev["engine"]).device == ev["device"]
