@@ -162,8 +162,16 @@ class EditsMixin:
 
     def undo(self) -> None:
         """Revert the last edit (layers, their weights at edit time, optimizer state)."""
+        with self._lock:
+            self._undo_locked()
+
+    def _undo_locked(self) -> None:
         if not self._undo:
             raise EditError("undo: there is no edit to undo")
+        if self.training and self._undo[-1]["layers"][-1].output_shape != (
+                self.layers[-1].output_shape):
+            raise EditError("undo refused while fit is running: it would change the output "
+                            "shape; the model is unchanged")
         rec = self._undo.pop()
         self.layers = rec["layers"]
         if self.optimizer is not None and self.optimizer is rec["optimizer"]:
@@ -176,6 +184,10 @@ class EditsMixin:
     # ---- the one commit path ----------------------------------------------------------------
     def _commit(self, cand: list[Layer], origins: dict[int, Layer], kind: str,
                 fill: Callable[[list[Layer]], None] | None = None, **info) -> None:
+        with self._lock:  # between two training steps when fit runs in another thread
+            self._commit_locked(cand, origins, kind, fill, **info)
+
+    def _commit_locked(self, cand, origins, kind, fill, **info) -> None:
         names = [la.name for la in cand]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -211,6 +223,12 @@ class EditsMixin:
         problem = self._loss_problem(self.loss, final)
         if problem:
             raise EditError(f"{kind} refused: {problem}; the model is unchanged")
+        if self.training and final and self.layers and (
+                final[-1].output_shape != self.layers[-1].output_shape):
+            raise EditError(f"{kind} refused while fit is running: it would change the output "
+                            f"shape from {self.layers[-1].output_shape} to "
+                            f"{final[-1].output_shape}, which the targets no longer fit; the "
+                            "model is unchanged")
         if fill is not None:
             fill(final)
         self._undo.append({"layers": list(self.layers), "kind": kind, "optimizer": self.optimizer,

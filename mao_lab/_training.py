@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,10 @@ class TrainingMixin:
         self._keys: list = []  # (key "layer/param", layer, param name), trainable order
         self._fused = False
         self._carry: dict[str, str] | None = None
+        # Steps and edits take this lock: an edit from another thread (a widget while fit
+        # runs in the background) lands between two steps, never inside one.
+        self._lock = threading.RLock()
+        self.training = False
 
     # ---- compile --------------------------------------------------------------------------
     def _loss_problem(self, loss: L.Loss | None, layers) -> str | None:
@@ -161,10 +166,11 @@ class TrainingMixin:
         return self._host_ids(self._device_ids(out))
 
     def _train_step(self, xb, yb, labels, mets):
-        loss, ids = self._loss_and_grads(xb, yb, want_ids=bool(mets))
-        if not math.isfinite(loss):
-            raise TrainingError(f"the loss became {loss}")
-        self._update()  # enqueued; the next step's work queues behind it
+        with self._lock:
+            loss, ids = self._loss_and_grads(xb, yb, want_ids=bool(mets))
+            if not math.isfinite(loss):
+                raise TrainingError(f"the loss became {loss}")
+            self._update()  # enqueued; the next step's work queues behind it
         for m in mets:
             m.update(ids, labels)
         return loss
@@ -243,6 +249,7 @@ class TrainingMixin:
         self.stop_training = False
         self.history = history
         cl.call("on_train_begin", {"epochs": epochs, "steps": steps, "samples": n})
+        self.training = True
         try:
             self._epochs(cl, xh, yh, labels, val, bs, epochs, steps, rng.permutation
                          if shuffle else None)
@@ -251,6 +258,8 @@ class TrainingMixin:
                 if isinstance(c, ProgressBar):
                     c.on_train_end({})
             raise
+        finally:
+            self.training = False
         cl.call("on_train_end", {})
         return history
 

@@ -170,9 +170,12 @@ class Sequential(TrainingMixin, EditsMixin):
                              "Sequential, call build(input_shape) or fit it on data first")
 
     def _structure_changed(self) -> None:
-        """Re-wire after any change: first layer skips dx; optimizer slots follow weights."""
-        for i, la in enumerate(self.layers):
-            la.need_dx = i > 0
+        """Re-wire after any change: layers up to the first one with weights skip dx (nothing
+        below them needs it, e.g. Flatten -> Dense); optimizer slots follow weights."""
+        below = False
+        for la in self.layers:
+            la.need_dx = below
+            below = below or bool(la.params)
         self._wire_training()
 
     # ---- weights -----------------------------------------------------------------------------
@@ -211,11 +214,12 @@ class Sequential(TrainingMixin, EditsMixin):
             if tuple(np.shape(w)) != s:
                 raise ShapeError(f"set_weights: {n} expects shape {s}; received "
                                  f"{tuple(np.shape(w))}")
-        i = 0
-        for la in self.layers:
-            k = len(la.weight_names())
-            la.set_weights(weights[i:i + k])
-            i += k
+        with self._lock:  # never in the middle of a training step on another thread
+            i = 0
+            for la in self.layers:
+                k = len(la.weight_names())
+                la.set_weights(weights[i:i + k])
+                i += k
         self._notify("weights")
 
     def to(self, device: str | Backend) -> Sequential:

@@ -166,3 +166,31 @@ def test_widen_through_dropout_and_without_preservation():
     np.testing.assert_array_equal(m.get_weights()[0][:, :6], w[0])
     with pytest.raises(EditError, match="needs a Dense layer after 'o'"):
         m.widen_dense("o", 3)
+
+
+def test_edit_from_another_thread_while_fit_runs():
+    import threading
+
+    m = model()
+    done = threading.Event()
+    outcome = {}
+
+    class EditMidway(__import__("mao_lab").callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1 and "t" not in outcome:
+                def worker():
+                    try:
+                        m.edit("b", units=9)
+                        m.edit("out", units=4)
+                    except EditError as exc:
+                        outcome["err"] = str(exc)
+                    done.set()
+
+                outcome["t"] = threading.Thread(target=worker)
+                outcome["t"].start()
+                done.wait(5)
+
+    m.fit(X, Y, batch_size=4, epochs=2, verbose=0, callbacks=[EditMidway()])
+    assert m.get_layer("b").units == 9  # applied between two steps; training went on
+    assert "while fit is running" in outcome["err"] and m.get_layer("out").units == 3
+    assert np.isfinite(m.evaluate(X, Y)["loss"])
