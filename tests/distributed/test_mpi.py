@@ -62,3 +62,35 @@ def test_flatten_roundtrip():
     assert buf.tolist()[-2:] == [5.0, 7.0] and buf.size == 12
     back = unflatten(buf, a, 0.5)
     assert all(np.array_equal(u, v) for u, v in zip(back, a))
+
+
+def test_mpi_rank_loss_stops_cleanly_and_resumes_elsewhere(mpi2, cluster2, tmp_path):
+    """Runs last in this module: it uses the MPI cluster up."""
+    import signal
+    import time
+
+    from mao_lab.distributed.faults import kill_engine
+    from mao_lab.errors import ClusterError
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 600)
+    ckpt = str(tmp_path / "ckpt")
+    dp = DataParallel(iris_model(), mpi2, global_batch_size=12, round_seconds=0.05,
+                      slowdown={e: 2.0 for e in mpi2.ids})
+    handle = dp.fit(x, y, epochs=50, block=False, checkpoint=ckpt)
+    deadline = time.monotonic() + 60
+    while handle.progress["epoch"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kill_engine(mpi2, mpi2.ids[1], signal.SIGKILL)
+    with pytest.raises(ClusterError, match=r"MPI training stopped: .*engine \d+ died.*"
+                                           r"resume=<checkpoint dir>"):
+        handle.wait(timeout=60)
+    done = len(handle.history["loss"])
+    assert done >= 1
+    # continue on other engines (here: the parameter-server cluster)
+    model = iris_model(seed=5)
+    hist = DataParallel(model, cluster2, strategy="ps").fit(x, y, epochs=done + 2,
+                                                            resume=ckpt)
+    assert len(hist.history["loss"]) == done + 2 and hist.history["exactly_once"][-2:] == [
+        True, True]
