@@ -75,7 +75,7 @@ class Workbench(ipw.VBox):
         >>> wb.fit(x, y, epochs=3)                    # doctest: +SKIP
     """
 
-    def __init__(self, model: Any, cluster: Any = None, samples: Any = None, rows: int = 6,
+    def __init__(self, model: Any, cluster: Any = None, samples: Any = None, rows: int = 5,
                  **kwargs: Any) -> None:  # fmt: skip
         self.model, self.cluster = model, cluster
         self.graph = ModelGraph(model, samples=samples, rows=rows)

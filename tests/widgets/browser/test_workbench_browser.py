@@ -15,7 +15,7 @@ from _lab import JsErrors, kernel_json, open_and_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.cluster]
 NB = "workbench_cluster.ipynb"
-GRAPH = ".mao-graph"
+GRAPH = ".mao-workbench .mao-graph"
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +161,35 @@ def test_stop_button_ends_training_cleanly(lab_page, img_dir):
     page.wait_for_function(
         "() => document.querySelectorAll('.mao-monitor .mao-engine.mao-status-idle')"
         ".length === 2", timeout=20_000)
+
+
+def test_deep_graph_of_120_layers_is_readable_scrolls_pans_and_zooms(lab_page, img_dir):
+    page, _, _ = lab_page
+    deep = page.locator(".mao-graph").filter(
+        has=page.locator(".mao-title", has_text="deep120 · 120 layers"))
+    assert deep.locator(".mao-node:not(.mao-node-input)").count() == 120
+    boxes = deep.locator(".mao-node-box").evaluate_all(
+        "els => els.map((e) => { const r = e.getBoundingClientRect();"
+        " return [r.x, r.y, r.width, r.height]; })")
+    for i, (ax, ay, aw, ah) in enumerate(boxes):
+        for bx, by, bw, bh in boxes[i + 1:]:
+            assert not (ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah)
+    view = deep.locator(".mao-graph-viewport")
+    svg = deep.locator("svg.mao-graph-svg")
+    width = float(svg.get_attribute("width"))
+    assert view.evaluate("v => v.scrollWidth > v.clientWidth")  # wider than the view: scrolls
+    view.scroll_into_view_if_needed()
+    box = view.bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 30, box["y"] + 12)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 30, box["y"] + 12, steps=5)
+    page.mouse.up()
+    assert view.evaluate("v => v.scrollLeft") > 0  # dragged the background: panned
+    deep.locator(".mao-zoom-in").click()
+    assert float(svg.get_attribute("width")) == pytest.approx(width * 1.25, abs=1)
+    deep.locator(".mao-zoom-fit").click()
+    assert view.evaluate("v => v.scrollWidth <= v.clientWidth + 1")
+    deep.screenshot(path=str(img_dir / "model_graph_120_layers.png"))
 
 
 def test_no_javascript_errors(lab_page):
