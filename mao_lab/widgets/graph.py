@@ -103,6 +103,7 @@ class ModelGraph(anywidget.AnyWidget):
         self._edits = EditRunner(model, handle, on_change=self._publish_pending)
         self._lock = threading.RLock()
         self._last_inspect = 0.0
+        self._inspector: threading.Thread | None = None
         self._unsubscribe = model.observe(self._on_model_event)
         self.on_msg(self._on_custom)
         self.observe(lambda _: self._refresh_selection(), names=["selected", "sample_index"])
@@ -146,13 +147,35 @@ class ModelGraph(anywidget.AnyWidget):
 
     def _on_model_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type") if isinstance(event, dict) else None
-        if kind == "weights":
-            # Weights change every step while training: refresh inspection at most 2x/s.
-            if self.selected and time.monotonic() - self._last_inspect > 0.5:
-                with self._lock:
-                    self._inspect()
+        if kind == "weights" and "device" not in event:
+            self.refresh_inspection()  # new values, same structure: only the inspector
             return
         self.refresh()
+
+    def refresh_inspection(self, min_interval: float = 0.5, wait: bool = False) -> None:
+        """Recompute the selected layer's inspection in a background thread, at most once
+        per ``min_interval`` seconds (called while training runs; never blocks the caller
+        unless ``wait``, which also runs it even if a refresh is in flight)."""
+        if wait:
+            if self._inspector is not None:
+                self._inspector.join()
+            with self._lock:
+                if self.selected:
+                    self._inspect()
+            return
+        if not self.selected or time.monotonic() - self._last_inspect < min_interval:
+            return
+        if self._inspector is not None and self._inspector.is_alive():
+            return
+        self._last_inspect = time.monotonic()
+
+        def work() -> None:
+            with self._lock:
+                if self.selected:
+                    self._inspect()
+
+        self._inspector = threading.Thread(target=work, name="mao-inspect", daemon=True)
+        self._inspector.start()
 
     def _publish_pending(self, pending: list[dict[str, Any]]) -> None:
         self.pending = pending

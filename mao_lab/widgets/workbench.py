@@ -59,6 +59,22 @@ class LocalEngineFeed(Callback):
         self.monitor.flush()
 
 
+class InspectorRefresh(Callback):
+    """Keeps the graph's layer inspection current while ``fit`` runs (at most 1x/s)."""
+
+    def __init__(self, graph: ModelGraph) -> None:
+        self.graph = graph
+
+    def on_batch_end(self, batch, logs=None):
+        self.graph.refresh_inspection(min_interval=1.0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.graph.refresh_inspection(min_interval=0.0)
+
+    def on_train_end(self, logs=None):
+        self.graph.refresh_inspection(wait=True)
+
+
 class Workbench(ipw.VBox):
     """Graph + editor + inspector, training curves and the engine monitor in one widget.
 
@@ -90,7 +106,7 @@ class Workbench(ipw.VBox):
 
     def callbacks(self) -> list[Callback]:
         """The callbacks that feed this workbench from a ``fit`` you call yourself."""
-        cbs: list[Callback] = [self.dashboard.callback()]
+        cbs: list[Callback] = [self.dashboard.callback(), InspectorRefresh(self.graph)]
         if self.cluster is None:
             cbs.append(LocalEngineFeed(self.monitor))
         return cbs

@@ -68,3 +68,18 @@ def test_follow_a_training_handle_metrics_and_engine_loss():
     rows = {r["id"]: r for r in wb.monitor.rows}
     assert rows[1]["status"] == "dead" and len(rows) == 2
     wb.close()
+
+
+def test_inspection_follows_training_and_device_moves_redraw():
+    pytest.importorskip("mao_lab.model")
+    m = small_model()
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    wb = Workbench(m)
+    wb.graph.selected = "h"
+    before = wb.graph.inspection["weights"]["kernel"]["norm"]
+    x = np.random.default_rng(2).normal(size=(32, 4)).astype(np.float32)
+    wb.fit(x, np.arange(32) % 3, batch_size=8, epochs=3)
+    after = wb.graph.inspection["weights"]["kernel"]["norm"]
+    kernel = m.layers[0].get_weights()[0]
+    assert after != before and after == pytest.approx(float(np.linalg.norm(kernel)), rel=1e-6)
+    assert wb.graph.inspection["grads"]["kernel"]["norm"] > 0
