@@ -102,7 +102,7 @@ def fc300_100(*, activation: str = "relu", learning_rate: float = 0.01, momentum
 def lenet1(*, activation: str = "relu", pooling: str = "max", learning_rate: float = 0.01,
            momentum: float = 0.9, seed: int | None = 0, compile: bool = True) -> Sequential:
     """LeNet-1 on 28x28 inputs: conv 4@5x5 (24x24), pool (12x12), conv 12@5x5 (8x8),
-    pool (4x4), dense 10. 3,246 parameters (the paper's ~2,600 used a partial connection
+    pool (4x4), dense 10. 3,246 parameters (the paper's LeNet-1 had fewer: a partial connection
     table between the 4 and the 12 maps; here every map sees all 4).
 
     Example:
