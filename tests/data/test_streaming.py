@@ -6,6 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mao_lab.data import Dataset, from_numpy, parquet_shards, scan
 from mao_lab.data._arrow import buffer_range, tensor_array
@@ -136,3 +138,37 @@ def test_binary_tensor_encoding_round_trips_and_streams(tmp_path, extension):
     np.testing.assert_array_equal(shard.numpy()[0], x[5 + 16:])
     with pytest.raises(DataError, match="tensor_encoding must be"):
         ds.to_parquet(tmp_path / "c.parquet", tensor_encoding="blob")
+
+
+@pytest.fixture(scope="module")
+def many_groups(tmp_path_factory):
+    """2 files, 23 row groups of 1-9 rows (uneven), feature = row id."""
+    d = tmp_path_factory.mktemp("groups")
+    rng = np.random.default_rng(0)
+    start = 0
+    for f in range(2):
+        sizes = rng.integers(1, 10, 12 if f == 0 else 11)
+        ds = from_numpy(np.arange(start, start + sizes.sum(), dtype=np.float32)[:, None],
+                        np.zeros(sizes.sum(), np.int64))
+        with pq.ParquetWriter(d / f"g{f}.parquet", ds.table.schema) as w:
+            off = 0
+            for k in sizes:
+                w.write_table(ds.table.slice(off, int(k)))
+                off += int(k)
+        start += int(sizes.sum())
+    assert sum(pq.ParquetFile(f).num_row_groups for f in d.glob("*.parquet")) == 23
+    return d, start
+
+
+@settings(max_examples=40, deadline=None)
+@given(w=st.lists(st.floats(0, 10, allow_nan=False), min_size=1, max_size=6)
+       .filter(lambda w: sum(w) > 0))
+def test_parquet_shards_property(many_groups, w):
+    d, total = many_groups
+    shards = parquet_shards(d, w)
+    assert len(shards) == len(w)
+    rows = sum((_ids([s.read().numpy()]) if s.pieces else [] for s in shards), [])
+    assert rows == list(range(total))  # every row group exactly once, in order
+    assert all(s.num_rows > 0 for s, x in zip(shards, w) if x > 0)
+    assert all(not s.pieces for s, x in zip(shards, w) if x == 0)
+    assert parquet_shards(d, w) == shards  # deterministic
