@@ -9,6 +9,7 @@ says so). Narrow outputs get a narrow register block, long-K/small-C products sp
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 import pyopencl as cl
@@ -30,8 +31,8 @@ _PACK_ARGS = [None, _L, _L, _L, _I, _I, _I, None]
 
 
 def _elem_strides(a, name: str) -> tuple[int, int, int]:
-    """(offset, row stride, column stride) of a 2-D float32 device array, in elements."""
-    if not isinstance(a, cla.Array):
+    """(offset, row stride, column stride) of a 1-/2-D float32 device array, in elements."""
+    if type(a) is not cla.Array and not isinstance(a, cla.Array):
         raise DTypeError(
             f"gemm: '{name}' must be a device array (pyopencl.array.Array, e.g. from "
             f"backend.asarray); received {type(a).__module__}.{type(a).__name__}"
@@ -41,10 +42,10 @@ def _elem_strides(a, name: str) -> tuple[int, int, int]:
             f"gemm on OpenCL supports float32 only: '{name}' has dtype {a.dtype}. Convert with "
             "backend.asarray(x, dtype='float32'), or use the numpy backend for float64"
         )
-    if a.offset % 4 or any(int(s) % 4 for s in a.strides):
-        raise ShapeError(f"gemm: '{name}' has strides/offset not aligned to float32 elements")
-    s = [int(x) // 4 for x in a.strides] + [1, 1]
-    return int(a.offset) // 4, s[0], s[1]
+    st = a.strides
+    s0 = st[0] >> 2 if st else 1
+    s1 = st[1] >> 2 if len(st) > 1 else 1
+    return a.offset >> 2, s0, s1  # float32 buffers: offsets and strides are multiples of 4
 
 
 def _kpad(k: int, ku: int) -> int:
@@ -52,6 +53,7 @@ def _kpad(k: int, ku: int) -> int:
     return max(ku, -(-k // ku) * ku)
 
 
+@lru_cache(maxsize=64)
 def b_config(cfg: GemmConfig, n: int) -> GemmConfig:
     """The register block for an output of width ``n``: narrow outputs get narrow blocks."""
     if n < 16 and cfg.nr > 8:
@@ -76,7 +78,7 @@ class PackedB:
         self.shape = (int(k), int(n))  # of op(b)
         self.dtype = _F32
         self.base = backend.gemm_config
-        self.config = b_config(self.base, self.shape[1])
+        self.config = b_config(self.base, min(self.shape[1], 32))
         self.kp = _kpad(self.shape[0], self.config.ku)
         nb = -(-self.shape[1] // self.config.nr)
         nbytes = max(4, nb * self.kp * self.config.nr * 4)
@@ -116,6 +118,21 @@ class GemmMixin:
             buf = cl.Buffer(self.ctx, cl.mem_flags.READ_WRITE, max(nbytes, 4096))
             ws[slot] = buf
         return buf
+
+    def _gemm_kernel(self, cfg: GemmConfig, pack_a: bool, pack_b: bool, act: str,
+                     has_bias: bool, split: bool):
+        """The gemm (or split-K) kernel for one variant, looked up in one dict on hot paths."""
+        cache = self.__dict__.setdefault("_gemm_kernels", {})
+        key = (cfg, pack_a, pack_b, act, has_bias, split)
+        kern = cache.get(key)
+        if kern is None:
+            opts = cfg.options() + (f"-DA_PACKED={int(pack_a)}", f"-DB_PACKED={int(pack_b)}")
+            if split:
+                opts += ("-DSPLITK=1",)
+            else:
+                opts += (f"-DACT={_ACT_CODE[act]}", f"-DHAS_BIAS={int(has_bias)}")
+            kern = cache[key] = self._kern("gemm.cl", "gemm", opts, _GEMM_ARGS)
+        return kern
 
     def _kern(self, file: str, name: str, options: tuple[str, ...], dtypes: list):
         k = self.rt.kernel(file, name, options)
@@ -203,7 +220,7 @@ class GemmMixin:
             return out
         if k == 0:  # an empty sum: out = act(beta * out + bias)
             a, sam, sak, a_off = out, 0, 0, 0  # any readable buffer; no k step runs
-        cfg = b_config(base, n)
+        cfg = b_config(base, n if n < 32 else 32)
         kp = _kpad(k, cfg.ku)
         mb, nb = -(-m // cfg.mr), -(-n // cfg.nr)
         b_off_k, ldb = 0, 0
@@ -224,21 +241,20 @@ class GemmMixin:
             abuf = self._workspace("a", mb * kp * cfg.mr * 4)
             self._pack(a.base_data, a_off, sam, sak, m, k, kp, abuf, cfg, "a")
         s, kc = self._split(mb, nb, k, cfg.ku)
-        opts = cfg.options() + (f"-DA_PACKED={int(pack_a)}", f"-DB_PACKED={int(pack_b)}")
-        epi = (f"-DACT={_ACT_CODE[activation]}", f"-DHAS_BIAS={int(bias is not None)}")
         bias_buf = bias.base_data if bias is not None else bp
         bias_off = bias_off if bias is not None else 0
         if s == 1:
-            kern = self._kern("gemm.cl", "gemm", opts + epi, _GEMM_ARGS)
+            kern = self._gemm_kernel(cfg, pack_a, pack_b, activation, bias is not None, False)
             kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, b_off_k, ldb,
                           out.base_data, c_off, ldc, alpha, beta, bias_buf, bias_off)
             cl.enqueue_nd_range_kernel(self.queue, kern, (mb, nb), cfg.local_size())
         else:
             part = self._workspace("p", s * mb * cfg.mr * nb * cfg.nr * 4)
-            kern = self._kern("gemm.cl", "gemm", opts + ("-DSPLITK=1",), _GEMM_ARGS)
+            kern = self._gemm_kernel(cfg, pack_a, pack_b, "linear", False, True)
             kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, b_off_k, ldb, part, 0,
                           0, alpha, beta, bp, 0)
             cl.enqueue_nd_range_kernel(self.queue, kern, (mb, nb, s), cfg.local_size(3))
+            epi = (f"-DACT={_ACT_CODE[activation]}", f"-DHAS_BIAS={int(bias is not None)}")
             red = self._kern("gemm.cl", "gemm_splitk_reduce", epi, _REDUCE_ARGS)
             red.set_args(n, s, mb * cfg.mr, nb * cfg.nr, part, out.base_data, c_off, ldc,
                          alpha, beta, bias_buf, bias_off)
