@@ -42,14 +42,14 @@ def test_callback_hooks_build_train_and_validation_series():
 
 
 def test_real_fit_feeds_the_dashboard_and_stop_ends_training():
-    mao_lab = pytest.importorskip("mao_lab.model")
     from mao_lab.layers import Dense
+    from mao_lab.model import Sequential
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
-    model = mao_lab.Sequential([Dense(8, activation="relu"), Dense(2, activation="softmax")],
-                               input_shape=(4,))
+    model = Sequential([Dense(8, activation="relu"), Dense(2, activation="softmax")],
+                       input_shape=(4,))
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
     dash = TrainingDashboard(max_rate=1e6)
 

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from _contract_model import make_model
 from _drive import from_browser_custom, from_browser_update
+from _models import make_model
 
 from mao_lab.layers import Conv2D, Dense, Flatten, MaxPool2D
 from mao_lab.widgets import ModelGraph

@@ -3,7 +3,7 @@ notebook saved as HTML (nbconvert, docs) still shows the graph, curves and engin
 
 from __future__ import annotations
 
-from _contract_model import make_model
+from _models import make_model
 
 from mao_lab.layers import Dense, Flatten
 from mao_lab.widgets import EngineMonitor, ModelGraph, TrainingDashboard, Workbench

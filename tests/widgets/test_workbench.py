@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from _contract_model import make_model
+from _models import make_model
 
+from mao_lab.distributed.handle import TrainingHandle
 from mao_lab.layers import Dense
 from mao_lab.widgets import EngineMonitor, ModelGraph, TrainingDashboard, Workbench
 
@@ -21,7 +22,6 @@ def small_model():
 
 
 def test_single_process_fit_feeds_dashboard_and_a_local_engine_row():
-    pytest.importorskip("mao_lab.model")
     m = small_model()
     m.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
     wb = Workbench(m)
@@ -48,8 +48,7 @@ def test_cluster_inventory_becomes_idle_rows():
 
 
 def test_follow_a_training_handle_metrics_and_engine_loss():
-    handle_mod = pytest.importorskip("mao_lab.distributed.handle")
-    h = handle_mod.TrainingHandle()
+    h = TrainingHandle()
     wb = Workbench(small_model())
     wb.monitor.min_interval = 0.0
     got = threading.Event()
@@ -71,7 +70,6 @@ def test_follow_a_training_handle_metrics_and_engine_loss():
 
 
 def test_inspection_follows_training_and_device_moves_redraw():
-    pytest.importorskip("mao_lab.model")
     m = small_model()
     m.compile("sgd", "sparse_categorical_crossentropy")
     wb = Workbench(m)
