@@ -347,6 +347,10 @@ class Dataset:
         """``(x - mean) / std`` with statistics from :meth:`fit_standardize`."""
         return stats.apply(self)
 
+    def map(self, fn) -> Dataset:
+        """Columnar ``fn(x_chunk) -> new x_chunk``; see :func:`.transforms.map_features`."""
+        return transforms.map_features(self, fn)
+
     def one_hot(self) -> Dataset:
         """Add a float32 ``<label>_onehot`` column (num_classes wide)."""
         return transforms.one_hot(self)

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import DataError
-from ._arrow import chunk_view, replace_column, storage_type
+from ._arrow import chunk_view, replace_column
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dataset import Dataset
@@ -21,12 +21,25 @@ if TYPE_CHECKING:  # pragma: no cover
 PER_CHOICES = ("feature", "global", "channel")
 
 
-def _map_features(ds: Dataset, fn) -> Dataset:
-    """Apply ``fn(x_chunk (n, *shape)) -> float32 same shape`` per chunk; float32 result."""
+def map_features(ds: Dataset, fn) -> Dataset:
+    """Apply ``fn`` to the features chunk by chunk: ``fn(x (n, *feature_shape)) -> (n, *new)``.
+
+    ``x`` is a read-only view in the stored dtype; the result is stored as float32 (or uint8
+    when ``fn`` returns uint8) and may change the feature shape. Labels are shared.
+
+    Example:
+        >>> from mao_lab.data import Dataset
+        >>> ds = Dataset.from_numpy(np.ones((4, 1, 2, 2), np.float32), [0, 1, 0, 1])
+        >>> ds.map(lambda x: x.reshape(len(x), -1) * 2).feature_shape
+        (4,)
+    """
     lay = ds._layout
     if lay.kind != "tensor":
         # scalar columns: transform the stacked view, store back one float32 column each
-        x = fn(ds._raw()[0].astype(np.float32))
+        x = np.asarray(fn(ds._raw()[0].astype(np.float32)), dtype=np.float32)
+        if x.shape != (len(ds), len(lay.features)):
+            raise DataError(f"map on {len(lay.features)} scalar feature columns must keep the "
+                            f"shape {(len(ds), len(lay.features))}; received {x.shape}")
         table = ds.table
         for i, name in enumerate(lay.features):
             table = replace_column(table, name, pa.array(np.ascontiguousarray(x[:, i])))
@@ -34,21 +47,28 @@ def _map_features(ds: Dataset, fn) -> Dataset:
     name = lay.features[0]
     col = ds.table.column(name)
     typ = col.type
-    size = storage_type(typ).list_size
+    shape = None
     chunks = []
     for chunk in col.chunks:
         x = chunk_view(chunk, lay.feature_shape, name)
-        out = np.ascontiguousarray(fn(x), dtype=np.float32)
+        out = np.asarray(fn(x))
+        dtype = np.uint8 if out.dtype == np.uint8 else np.float32
+        out = np.ascontiguousarray(out, dtype=dtype)
+        if out.ndim < 2 or out.shape[0] != len(x) or (shape and out.shape[1:] != shape):
+            raise DataError(f"map must return (n, *feature_shape) with the chunk's {len(x)} "
+                            f"rows and one shape for every chunk; received {out.shape}")
+        shape = out.shape[1:]
+        size = int(np.prod(shape, dtype=np.int64))
         store = pa.FixedSizeListArray.from_arrays(pa.array(out.reshape(-1)), size)
         if isinstance(typ, pa.FixedShapeTensorType):
-            ext = pa.fixed_shape_tensor(pa.float32(), list(typ.shape), dim_names=typ.dim_names)
-            chunks.append(pa.ExtensionArray.from_storage(ext, store))
-        else:
-            chunks.append(store)
+            names = typ.dim_names if len(typ.shape) == len(shape) else None
+            ext = pa.fixed_shape_tensor(store.type.value_type, list(shape), dim_names=names)
+            store = pa.ExtensionArray.from_storage(ext, store)
+        chunks.append(store)
     if not chunks:
-        empty = pa.FixedSizeListArray.from_arrays(pa.array([], pa.float32()), size)
-        chunks.append(empty)
-    return ds._derive(replace_column(ds.table, name, pa.chunked_array(chunks)))
+        raise DataError("map needs at least one row; received an empty dataset")
+    table = replace_column(ds.table, name, pa.chunked_array(chunks))
+    return ds._derive(table, feature_shape=tuple(int(d) for d in shape))
 
 
 def scale(ds: Dataset, factor: float | None = None, offset: float = 0.0) -> Dataset:
@@ -65,7 +85,7 @@ def scale(ds: Dataset, factor: float | None = None, offset: float = 0.0) -> Data
     if not np.isfinite(factor) or not np.isfinite(offset):
         raise DataError(f"scale factor/offset must be finite; received {factor}, {offset}")
     f, o = np.float32(factor), np.float32(offset)
-    return _map_features(ds, lambda x: x.astype(np.float32) * f + o)
+    return map_features(ds, lambda x: x.astype(np.float32) * f + o)
 
 
 @dataclass(frozen=True)
@@ -120,7 +140,7 @@ class Standardizer:
                             f"received a dataset with feature_shape {ds.feature_shape}")
         mean = self.mean.astype(np.float32)
         inv = (1.0 / self.std).astype(np.float32)
-        return _map_features(ds, lambda x: (x.astype(np.float32) - mean) * inv)
+        return map_features(ds, lambda x: (x.astype(np.float32) - mean) * inv)
 
 
 def one_hot(ds: Dataset) -> Dataset:

@@ -86,3 +86,25 @@ def test_one_hot_column_and_views():
     np.testing.assert_array_equal(ds.one_hot_labels(), m)  # computed when absent
     again = Dataset(oh.table)  # round trip keeps the layout
     assert again.features == ("x",) and again.num_classes == 3
+
+
+@pytest.mark.parametrize("extension", [False, True])
+def test_map_changes_shape_per_chunk(extension):
+    x = np.arange(2 * 1 * 2 * 2, dtype=np.uint8).reshape(2, 1, 2, 2)
+    a = from_numpy(x, [0, 1], extension=extension)
+    ds = Dataset(pa.concat_tables([a.table, a.table]))
+    seen = []
+
+    def flat_double(v):
+        seen.append((v.dtype, v.flags.writeable))
+        return v.reshape(len(v), -1).astype(np.float32) * 2
+
+    out = ds.map(flat_double)
+    assert seen == [(np.uint8, False)] * 2  # stored dtype, read-only views, per chunk
+    assert out.feature_shape == (4,) and out.dtype == np.float32
+    np.testing.assert_array_equal(out.numpy()[0], np.concatenate([x, x]).reshape(4, 4) * 2)
+    assert Dataset(out.table).feature_shape == (4,)
+    kept = ds.map(lambda v: v[:, :, ::-1, :].copy())
+    assert kept.dtype == np.uint8 and kept.feature_shape == (1, 2, 2)
+    with pytest.raises(DataError, match="map must return"):
+        ds.map(lambda v: v[:1])
