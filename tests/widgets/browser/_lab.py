@@ -62,7 +62,8 @@ class Lab:
 
 def kernel_eval(kc, expression: str, timeout: float = 60):
     """Evaluate a Python expression in the kernel; returns the text of its repr."""
-    reply = kc.execute_interactive("", user_expressions={"v": expression}, timeout=timeout)
+    reply = kc.execute_interactive("", user_expressions={"v": expression}, timeout=timeout,
+                                   output_hook=lambda _msg: None)
     value = reply["content"]["user_expressions"]["v"]
     assert value["status"] == "ok", value
     return value["data"]["text/plain"]

@@ -88,3 +88,11 @@ def img_dir() -> Path:
     out = HERE.parents[2] / "docs" / "img"
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item (the failure screenshot fixture reads it)."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)

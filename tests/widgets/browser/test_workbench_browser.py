@@ -9,6 +9,7 @@ step, and in the kernel's model), refused edits, the inspector, the stop button,
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from _lab import JsErrors, kernel_json, open_and_run
@@ -35,9 +36,20 @@ def lab_page(browser, jupyter_lab):
         yield page, kc, errors
     finally:
         if kc is not None:  # stop training and the engines even when a test failed
-            kc.execute_interactive("handle.stop(); handle.wait(60); cluster.stop()", timeout=90)
+            kc.execute_interactive("handle.stop(); handle.wait(60); cluster.stop()", timeout=90,
+                                   output_hook=lambda _msg: None)
             kc.stop_channels()
         context.close()
+
+
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request, lab_page, tmp_path_factory):
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        out = Path(request.config.getoption("--output", "test-results"))
+        out.mkdir(parents=True, exist_ok=True)
+        lab_page[0].screenshot(path=str(out / f"{request.node.name}.png"), full_page=True)
 
 
 def text(page, selector):
@@ -132,6 +144,34 @@ def test_invalid_value_shows_error_next_to_field_and_model_is_unchanged(lab_page
     assert "mao-error" in page.locator(f"{GRAPH} .mao-status").get_attribute("class")
     assert config(kc) == before and kernel_json(kc, "len(handle.edits)") == n_edits
     assert node_shape(page, layer) == shape_before
+
+
+def test_insert_remove_and_undo_from_the_panel(lab_page):
+    page, kc, _ = lab_page
+    nodes = page.locator(f"{GRAPH} .mao-node:not(.mao-node-input)")
+
+    def wait_count(n):
+        page.wait_for_function(f"() => document.querySelectorAll('{GRAPH} .mao-node:not("
+                               f".mao-node-input)').length === {n}", timeout=30_000)
+        assert kernel_json(kc, "len(model.layers)") == n
+
+    select(page, "f5")
+    page.locator(f"{GRAPH} .mao-insert-kind").select_option("Dropout")
+    page.locator(f"{GRAPH} .mao-insert").click()
+    wait_count(9)
+    names = [nodes.nth(i).get_attribute("data-id") for i in range(9)]
+    new = names[names.index("f5") + 1]
+    assert page.locator(f'{GRAPH} .mao-node[data-id="{new}"]').get_attribute(
+        "data-class") == "Dropout"
+    select(page, new)
+    page.locator(f"{GRAPH} .mao-remove").click()
+    wait_count(8)
+    page.locator(f"{GRAPH} .mao-undo").click()  # undo the removal
+    wait_count(9)
+    page.locator(f"{GRAPH} .mao-undo").click()  # undo the insertion
+    wait_count(8)
+    assert [la["config"]["name"] for la in config(kc)["layers"]] == [
+        "c1", "s2", "c3", "s4", "flat", "f5", "f6", "out"]
 
 
 def test_inspector_shows_histograms_and_activations(lab_page):
