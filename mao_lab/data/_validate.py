@@ -184,6 +184,9 @@ def apply_nan_policy(table: pa.Table, layout: Layout, policy: str, fill_value: f
         for chunk in table.column(name).chunks:
             if layout.kind == "tensor":
                 v = chunk_view(chunk, layout.feature_shape, name).reshape(len(chunk), -1)
+                if v.size and np.isfinite(v.min()) and np.isfinite(v.max()):
+                    start += len(chunk)  # fast path: min/max propagate NaN, no temporaries
+                    continue
                 rows = ~np.isfinite(v).all(axis=1)
             else:
                 rows = ~np.isfinite(scalar_chunk_view(chunk, name))
