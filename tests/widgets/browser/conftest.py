@@ -18,7 +18,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _lab import CHROMIUM, HERE, Lab, _free_port, require_chromium  # noqa: E402
+from _lab import CHROMIUM, HERE, IN_CI, Lab, _free_port, require_chromium  # noqa: E402
+
+try:  # pytest-playwright provides the `browser` fixture (pip install 'mao_lab[test]')
+    import pytest_playwright  # noqa: F401
+except ImportError:
+    if IN_CI:
+        raise
+    collect_ignore_glob = ["test_*.py"]
 
 
 @pytest.fixture(scope="session")
