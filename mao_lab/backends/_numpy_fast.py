@@ -128,7 +128,7 @@ def conv_forward(x, w, bias, stride, padding, oh, ow, cache: ColsCache) -> np.nd
     f, c, kh, kw = w.shape
     b = x.shape[0]
     wp = x.shape[3] + padding[2] + padding[3]
-    if use_row_toeplitz(w.shape, stride, wp) and b * oh * c * kh * wp <= CHUNK_ELEMENTS:
+    if forward_by_toeplitz(x.shape, w.shape, stride, wp, oh, ow):
         rows = im2row(x, kh, padding, oh)
         y2 = rows @ toeplitz(w, ow, wp, "rows")  # (B*OH, F*OW)
         cache.keep(conv_key(x, w.shape, stride, padding), x, rows)
@@ -166,7 +166,7 @@ def conv_backward_filter(dy, x, w_shape, stride, padding, cache: ColsCache) -> n
     k, p = c * kh * kw, oh * ow
     wp = x.shape[3] + padding[2] + padding[3]
     cached = cache.take(conv_key(x, w_shape, stride, padding), x)
-    if use_row_toeplitz(w_shape, stride, wp) and b * oh * c * kh * wp <= CHUNK_ELEMENTS:
+    if forward_by_toeplitz(x.shape, w_shape, stride, wp, oh, ow):
         rows = cached if cached is not None else im2row(x, kh, padding, oh)
         g = rows.T @ rows_of(dy)  # (C*KH*Wp, F*OW)
         return g.ravel()[toeplitz_index(w_shape, ow, wp, "rows")].sum(axis=-1)
@@ -237,8 +237,30 @@ def rows_of(dy: np.ndarray) -> np.ndarray:
 
 
 def use_row_toeplitz(w_shape, stride, wp: int) -> bool:
-    """The row-Toeplitz GEMM does Wp/KW times the work of im2col; worth it for narrow maps."""
+    """Data gradient: the row-Toeplitz GEMM does Wp/KW times the work of w^T @ dy, but
+    col2im's KH*KW strided adds cost more on narrow maps."""
     return tuple(stride) == (1, 1) and w_shape[3] > 1 and wp <= 4 * w_shape[3]
+
+
+def forward_by_toeplitz(x_shape, w_shape, stride, wp: int, oh: int, ow: int) -> bool:
+    """Forward / filter gradient: width-Toeplitz GEMM or im2col, by a cost estimate.
+
+    im2col copies B*C*KH*KW*OH*OW elements in runs of OW (short runs cost more per
+    element) and multiplies them in small, memory-bound GEMMs (~36 GFLOP/s measured);
+    the Toeplitz form copies only B*OH*C*KH*Wp elements but does Wp/KW times the flops
+    in one large GEMM (~100 GFLOP/s). Costs in nanoseconds, fitted on LeNet shapes.
+    """
+    if tuple(stride) != (1, 1) or w_shape[3] < 2:
+        return False
+    b, c = x_shape[0], x_shape[1]
+    f, _, kh, kw = w_shape
+    rows = b * oh * c * kh * wp
+    if rows > CHUNK_ELEMENTS:
+        return False
+    copies = b * c * kh * kw * oh * ow
+    im2col = copies * (0.4 + 12.0 / ow) + 2.0 * copies * f / 36.0
+    toeplitz = rows + 2.0 * rows * f * ow / 100.0 + 1.5 * b * f * oh * ow
+    return toeplitz < im2col
 
 
 def conv_backward_data(dy, w, x_shape, stride, padding) -> np.ndarray:
