@@ -1,15 +1,16 @@
-// Convolution by im2col + GEMM: the lowering kernels (im2col, col2im) and the layout
-// transposes around the GEMM. Geometry is passed at run time (memory-bound kernels).
+// Convolution plumbing with run-time geometry (memory-bound kernels): im2col/col2im and the
+// layout transposes around the GEMM, and the zero-padding and weight flip of the direct path.
 
 // cols[(b*OH + oh)*OW + ow, (c*KH + i)*KW + j] = x[b, c, oh*SH - PT + i, ow*SW - PL + j]
-// (0 outside x); one work-item per (output pixel, channel); global (B*OH*OW, C)
+// (0 outside x); one work-item per (output pixel, channel): B*OH*OW*C of them
 __kernel void conv2d_im2col(__global const float *restrict x, __global float *restrict cols,
                             const int B, const int C, const int H, const int W, const int KH,
                             const int KW, const int SH, const int SW, const int PT,
                             const int PL, const int OH, const int OW) {
-  const int row = get_global_id(0);
-  const int c = get_global_id(1);
-  if (row >= B * OH * OW || c >= C) return;
+  const int g = get_global_id(0);
+  if (g >= B * OH * OW * C) return;
+  const int row = g / C;
+  const int c = g - row * C;
   const int b = row / (OH * OW);
   const int p = row - b * OH * OW;
   const int oh = p / OW;
@@ -27,15 +28,16 @@ __kernel void conv2d_im2col(__global const float *restrict x, __global float *re
 }
 
 // dx[b, c, h, w] = sum of the dcols entries that im2col copied x[b, c, h, w] into (a
-// gather, so no atomics); one work-item per element of dx: global (W, H, B*C)
+// gather, so no atomics); one work-item per element of dx
 __kernel void conv2d_col2im(__global const float *restrict dcols, __global float *restrict dx,
                             const int B, const int C, const int H, const int W, const int KH,
                             const int KW, const int SH, const int SW, const int PT,
                             const int PL, const int OH, const int OW) {
-  const int w = get_global_id(0);
-  const int h = get_global_id(1);
-  const int bc = get_global_id(2);
-  if (w >= W || h >= H || bc >= B * C) return;
+  const int g = get_global_id(0);
+  if (g >= B * C * H * W) return;
+  const int w = g % W;
+  const int h = (g / W) % H;
+  const int bc = g / (W * H);
   const int b = bc / C;
   const int c = bc - b * C;
   const int ckk = C * KH * KW;
@@ -56,22 +58,49 @@ __kernel void conv2d_col2im(__global const float *restrict dcols, __global float
   dx[((size_t)bc * H + h) * W + w] = s;
 }
 
-// y[a, q, p] = x[a, p, q]: x (A, P, Q) -> y (A, Q, P); global (P, Q, A)
+// y[a, q, p] = x[a, p, q]: x (A, P, Q) -> y (A, Q, P); one work-item per element of y
 __kernel void conv2d_transpose021(__global const float *restrict x, __global float *restrict y,
                                   const int A, const int P, const int Q) {
-  const int p = get_global_id(0);
-  const int q = get_global_id(1);
-  const int a = get_global_id(2);
-  if (p >= P || q >= Q || a >= A) return;
+  const int g = get_global_id(0);
+  if (g >= A * P * Q) return;
+  const int p = g % P;
+  const int q = (g / P) % Q;
+  const int a = g / (P * Q);
   y[((size_t)a * Q + q) * P + p] = x[((size_t)a * P + p) * Q + q];
 }
 
-// y[a, p, q] = x[p, a, q]: x (P, A, Q) -> y (A, P, Q); global (Q, P, A)
+// y[a, p, q] = x[p, a, q]: x (P, A, Q) -> y (A, P, Q); one work-item per element of y
 __kernel void conv2d_transpose102(__global const float *restrict x, __global float *restrict y,
                                   const int A, const int P, const int Q) {
-  const int q = get_global_id(0);
-  const int p = get_global_id(1);
-  const int a = get_global_id(2);
-  if (p >= P || q >= Q || a >= A) return;
+  const int g = get_global_id(0);
+  if (g >= A * P * Q) return;
+  const int q = g % Q;
+  const int p = (g / Q) % P;
+  const int a = g / (Q * P);
   y[((size_t)a * P + p) * Q + q] = x[((size_t)p * A + a) * Q + q];
+}
+
+// dst[n, h, w] = src[n, h - PT, w - PL] inside src, else 0; src (N, H, W) -> dst (N, Hp, Wp);
+// one work-item per element of dst
+__kernel void conv2d_pad(__global const float *restrict src, __global float *restrict dst,
+                         const int N, const int H, const int W, const int Hp, const int Wp,
+                         const int PT, const int PL) {
+  const int g = get_global_id(0);
+  if (g >= N * Hp * Wp) return;
+  const int w = g % Wp;
+  const int h = (g / Wp) % Hp;
+  const int n = g / (Wp * Hp);
+  const int sh = h - PT, sw = w - PL;
+  dst[((size_t)n * Hp + h) * Wp + w] =
+      (sh >= 0 && sh < H && sw >= 0 && sw < W) ? src[((size_t)n * H + sh) * W + sw] : 0.0f;
+}
+
+// wf[c, f, i, j] = w[f, c, KH-1-i, KW-1-j]: the weights of the transposed convolution
+__kernel void conv2d_flip_weights(__global const float *restrict w, __global float *restrict wf,
+                                  const int F_, const int C_, const int KH_, const int KW_) {
+  const int e = get_global_id(0);
+  if (e >= F_ * C_ * KH_ * KW_) return;
+  const int j = e % KW_, i = (e / KW_) % KH_, f = (e / (KW_ * KH_)) % F_;
+  const int c = e / (KW_ * KH_ * F_);
+  wf[e] = w[((f * C_ + c) * KH_ + KH_ - 1 - i) * KW_ + KW_ - 1 - j];
 }

@@ -1,19 +1,20 @@
 // Max and average pooling, forward and backward, NCHW. One work-item per output (forward)
 // or per input (avgpool backward, a gather); maxpool backward scatters through the flat
 // indices of the forward with an atomic float add (windows may overlap).
-// Runtime geometry: H W OH OW PH PW SH SW PT PL.
+// Runtime geometry: N H W OH OW PH PW SH SW PT PL; 1-D launches.
 
 // y[n, oh, ow] = max of the window, idx = flat index into x of its first maximum
-// (padding never wins); x: (N=B*C, H, W); global (OW, OH, N)
+// (padding never wins); x: (N=B*C, H, W); one work-item per output
 __kernel void maxpool2d_forward(__global const float *restrict x, __global float *restrict y,
                                 __global int *restrict idx, const int N, const int H,
                                 const int W, const int OH, const int OW, const int PH,
                                 const int PW, const int SH, const int SW, const int PT,
                                 const int PL) {
-  const int ow = get_global_id(0);
-  const int oh = get_global_id(1);
-  const int n = get_global_id(2);
-  if (ow >= OW || oh >= OH || n >= N) return;
+  const int g = get_global_id(0);
+  if (g >= N * OH * OW) return;
+  const int ow = g % OW;
+  const int oh = (g / OW) % OH;
+  const int n = g / (OW * OH);
   __global const float *xp = x + (size_t)n * H * W;
   float best = -INFINITY;
   int bi = -1;
@@ -65,10 +66,11 @@ __kernel void avgpool2d_forward(__global const float *restrict x, __global float
                                 const int N, const int H, const int W, const int OH,
                                 const int OW, const int PH, const int PW, const int SH,
                                 const int SW, const int PT, const int PL) {
-  const int ow = get_global_id(0);
-  const int oh = get_global_id(1);
-  const int n = get_global_id(2);
-  if (ow >= OW || oh >= OH || n >= N) return;
+  const int g = get_global_id(0);
+  if (g >= N * OH * OW) return;
+  const int ow = g % OW;
+  const int oh = (g / OW) % OH;
+  const int n = g / (OW * OH);
   __global const float *xp = x + (size_t)n * H * W;
   const int h0 = max(oh * SH - PT, 0), h1 = min(oh * SH - PT + PH, H);
   const int w0 = max(ow * SW - PL, 0), w1 = min(ow * SW - PL + PW, W);
@@ -83,20 +85,21 @@ __kernel void avgpool2d_backward(__global const float *restrict dy, __global flo
                                  const int N, const int H, const int W, const int OH,
                                  const int OW, const int PH, const int PW, const int SH,
                                  const int SW, const int PT, const int PL) {
-  const int w = get_global_id(0);
-  const int h = get_global_id(1);
-  const int n = get_global_id(2);
-  if (w >= W || h >= H || n >= N) return;
+  const int g = get_global_id(0);
+  if (g >= N * H * W) return;
+  const int w = g % W;
+  const int h = (g / W) % H;
+  const int n = g / (W * H);
   // windows oh with oh*SH - PT <= h < oh*SH - PT + PH
   const int oh0 = max(0, (h + PT - PH + SH) / SH), oh1 = min(OH - 1, (h + PT) / SH);
   const int ow0 = max(0, (w + PL - PW + SW) / SW), ow1 = min(OW - 1, (w + PL) / SW);
-  __global const float *g = dy + (size_t)n * OH * OW;
+  __global const float *gy = dy + (size_t)n * OH * OW;
   float s = 0.0f;
   for (int oh = oh0; oh <= oh1; ++oh) {
     const int ch = min(oh * SH - PT + PH, H) - max(oh * SH - PT, 0);
     for (int ow = ow0; ow <= ow1; ++ow) {
       const int cw = min(ow * SW - PL + PW, W) - max(ow * SW - PL, 0);
-      s += g[oh * OW + ow] / (float)(ch * cw);
+      s += gy[oh * OW + ow] / (float)(ch * cw);
     }
   }
   dx[((size_t)n * H + h) * W + w] = s;

@@ -1,8 +1,10 @@
 """ConvMixin: conv2d forward (+bias+activation), backward data and backward filter.
 
-Two algorithms per pass, picked per shape (``backend.conv_algorithm`` = "auto", "direct"
-or "im2col"): a direct kernel for small channel counts (kernels/conv_direct.cl) and
-im2col + the tuned GEMM (kernels/conv.cl) for the rest. benchmarks/conv.py measures both.
+Two algorithms, picked per shape (``backend.conv_algorithm`` = "auto", "direct" or
+"im2col"): direct kernels for stride-1 convolutions with few channels
+(kernels/conv_direct.cl; backward data runs the forward kernel on zero-padded dy with
+flipped weights) and im2col + the tuned GEMM for the rest (kernels/conv.cl). Strides other
+than 1 always take im2col. benchmarks/conv.py measures both (docs/bench-conv.md).
 """
 
 from __future__ import annotations
@@ -19,44 +21,75 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _fb(f: int) -> int:
+    """Filters per work-item of the direct forward: the largest divisor of f up to 8."""
+    return max(d for d in range(1, 9) if f % d == 0)
+
+
 class ConvMixin:
     """Convolution primitives; see NumpyBackend for the specification of each."""
 
     conv_algorithm: str = "auto"
 
-    def _conv_algo(self, c: int, f: int, kk: int, pass_: str) -> str:
+    def _conv_algo(self, c, f, kh, kw, stride, padding, pass_: str) -> str:
         algo = self.conv_algorithm
         if algo not in _ALGOS:
             raise ConfigError(
                 f"conv_algorithm must be one of {', '.join(_ALGOS)}; received {algo!r}"
             )
+        direct_ok = tuple(stride) == (1, 1)
+        if pass_ == "data":  # the transposed convolution needs padding < kernel
+            pt, pb, pl, pr = padding
+            direct_ok = direct_ok and max(pt, pb) < kh and max(pl, pr) < kw
+        if not direct_ok:
+            return "im2col"
         if algo != "auto":
             return algo
-        # Direct kernels win while the GEMM would be thin (few channels x taps or filters);
-        # measured by benchmarks/conv.py (docs/bench-conv.md).
+        # Thin GEMMs (few filters or few input taps) lose to the direct kernels; measured
+        # by benchmarks/conv.py, see docs/bench-conv.md.
         if pass_ == "forward":
-            return "direct" if c * kk <= 160 or f <= 16 else "im2col"
+            return "direct" if c * kh * kw <= 256 else "im2col"
         if pass_ == "data":
-            return "direct" if f * kk <= 400 else "im2col"
-        return "direct" if c * f * kk <= 4096 else "im2col"
+            return "direct" if f * kh * kw <= 256 else "im2col"
+        return "direct" if c * kh * kw <= 256 else "im2col"
 
-    def _geom(self, x_shape, w_shape, stride, padding):
-        b, c, h, w = (int(s) for s in x_shape)
-        f, _, kh, kw = (int(s) for s in w_shape)
-        sh, sw = (int(s) for s in stride)
-        pt, pb, pl, pr = (int(p) for p in padding)
-        return b, c, h, w, f, kh, kw, sh, sw, pt, pl
+    # ---- shared pieces --------------------------------------------------------------------
+    def _pad(self, src, n, h, w, hp, wp, pt, pl, slot):
+        """src viewed (n, h, w) zero-padded into scratch (n, hp, wp) at offset (pt, pl)."""
+        dst = self._scratch(slot, (n, hp, wp))
+        self._launch1("conv.cl", "conv2d_pad", n * hp * wp,
+                      (src, dst, *map(i32, (n, h, w, hp, wp, pt, pl))))
+        return dst
 
-    def _direct_opts(self, c, f, kh, kw, sh, sw, pt, pl, fb=1, act=0, has_bias=0):
-        return (f"-DC={c}", f"-DF={f}", f"-DKH={kh}", f"-DKW={kw}", f"-DSH={sh}",
-                f"-DSW={sw}", f"-DPT={pt}", f"-DPL={pl}", f"-DFB={fb}", f"-DACT={act}",
-                f"-DHAS_BIAS={has_bias}")
+    def _direct(self, xp, w, bias, y, c, f, kh, kw, hp, wp, oh, ow, sh, act):
+        """The direct forward kernel on an already padded input."""
+        fb = _fb(f)
+        opts = (f"-DC={c}", f"-DF={f}", f"-DKH={kh}", f"-DKW={kw}", f"-DFB={fb}",
+                f"-DACT={act}", f"-DHAS_BIAS={int(bias is not None)}")
+        b = y.shape[0]
+        self._launch("conv_direct.cl", "conv2d_forward_direct", (oh, b * (f // fb)), (1, 1),
+                     (xp, w, w if bias is None else bias, y, *map(i32, (hp, wp, oh, ow, sh))),
+                     opts)
+
+    def _pad_x(self, x, b, c, h, w, padding, ow, kw):
+        """x zero-padded for the direct kernels: every 8-wide load stays inside a row."""
+        pt, pb, pl, pr = padding
+        hp, wp = h + pt + pb, max(w + pl + pr, _ceil(ow, 8) * 8 + kw - 1)
+        if (hp, wp) == (h, w):
+            return x, hp, wp
+        return self._pad(x, b * c, h, w, hp, wp, pt, pl, "conv_xp"), hp, wp
 
     def _im2col(self, x, b, c, h, w, kh, kw, sh, sw, pt, pl, oh, ow):
         cols = self._scratch("conv_cols", (b * oh * ow, c * kh * kw))
-        self._launch("conv.cl", "conv2d_im2col", (b * oh * ow, c), None,
-                     (x, cols, *map(i32, (b, c, h, w, kh, kw, sh, sw, pt, pl, oh, ow))))
+        self._launch1("conv.cl", "conv2d_im2col", b * oh * ow * c,
+                      (x, cols, *map(i32, (b, c, h, w, kh, kw, sh, sw, pt, pl, oh, ow))))
         return cols
+
+    def _prep(self, x_shape, w_shape, stride, padding):
+        b, c, h, w = (int(s) for s in x_shape)
+        f, _, kh, kw = (int(s) for s in w_shape)
+        return b, c, h, w, f, kh, kw, tuple(int(s) for s in stride), tuple(
+            int(p) for p in padding)
 
     # ---- forward --------------------------------------------------------------------------
     def conv2d_forward(self, x, w, bias=None, *, stride=(1, 1), padding=(0, 0, 0, 0),
@@ -66,28 +99,23 @@ class ConvMixin:
         oh, ow = C.conv_dims(x.shape, w.shape, stride, padding, op)
         C.check_activation(activation, op)
         C.check_same_dtype(op, x=x, w=w, bias=bias)
-        x = self._dev(x, "x", op)
-        w = self._dev(w, "w", op)
-        b, c, h, wd, f, kh, kw, sh, sw, pt, pl = self._geom(x.shape, w.shape, stride, padding)
+        x, w = self._dev(x, "x", op), self._dev(w, "w", op)
+        b, c, h, wd, f, kh, kw, st, pad = self._prep(x.shape, w.shape, stride, padding)
         if bias is not None:
             C.check_shape("bias", bias, (f,), op)
             bias = self._dev(bias, "bias", op)
         act = _ACT.get(activation, 0)  # softmax runs after, over the last axis like numpy
         y = self.empty((b, f, oh, ow))
-        if self._conv_algo(c, f, kh * kw, "forward") == "direct":
-            fb = min(f, 8)
-            opts = self._direct_opts(c, f, kh, kw, sh, sw, pt, pl, fb, act, int(bias is not None))
-            self._launch("conv_direct.cl", "conv2d_forward_direct",
-                         (_ceil(ow, 8), oh, b * _ceil(f, fb)), None,
-                         (x, w, w if bias is None else bias, y, i32(b), i32(h), i32(wd),
-                          i32(oh), i32(ow)), opts)
+        if self._conv_algo(c, f, kh, kw, st, pad, "forward") == "direct":
+            xp, hp, wp = self._pad_x(x, b, c, h, wd, pad, ow, kw)
+            self._direct(xp, w, bias, y, c, f, kh, kw, hp, wp, oh, ow, st[0], act)
         else:
-            cols = self._im2col(x, b, c, h, wd, kh, kw, sh, sw, pt, pl, oh, ow)
+            cols = self._im2col(x, b, c, h, wd, kh, kw, *st, pad[0], pad[2], oh, ow)
             t = self._scratch("conv_t", (b * oh * ow, f))
             self.gemm(cols, w.reshape(f, c * kh * kw), trans_b=True, bias=bias,
                       activation="linear" if activation == "softmax" else activation, out=t)
-            self._launch("conv.cl", "conv2d_transpose021", (oh * ow, f, b), None,
-                         (t, y, i32(b), i32(oh * ow), i32(f)))
+            self._launch1("conv.cl", "conv2d_transpose021", b * oh * ow * f,
+                          (t, y, i32(b), i32(oh * ow), i32(f)))
         if activation == "softmax":
             self.activation_forward(y, "softmax", out=y)
         return y
@@ -98,23 +126,27 @@ class ConvMixin:
         op = "conv2d_backward_data"
         oh, ow = C.conv_dims(x_shape, w.shape, stride, padding, op)
         C.check_shape("dy", dy, (x_shape[0], w.shape[0], oh, ow), op)
-        dy = self._dev(dy, "dy", op)
-        w = self._dev(w, "w", op)
-        b, c, h, wd, f, kh, kw, sh, sw, pt, pl = self._geom(x_shape, w.shape, stride, padding)
+        dy, w = self._dev(dy, "dy", op), self._dev(w, "w", op)
+        b, c, h, wd, f, kh, kw, st, pad = self._prep(x_shape, w.shape, stride, padding)
         dx = self.empty((b, c, h, wd))
-        if self._conv_algo(c, f, kh * kw, "data") == "direct":
-            self._launch("conv_direct.cl", "conv2d_backward_data_direct",
-                         (_ceil(wd, 8), h, b * c), None,
-                         (dy, w, dx, i32(b), i32(h), i32(wd), i32(oh), i32(ow)),
-                         self._direct_opts(c, f, kh, kw, sh, sw, pt, pl))
+        if self._conv_algo(c, f, kh, kw, st, pad, "data") == "direct":
+            # dx = full correlation of dy with the flipped, transposed kernel
+            wf = self._scratch("conv_wflip", (c, f, kh, kw))
+            self._launch1("conv.cl", "conv2d_flip_weights", f * c * kh * kw,
+                          (w, wf, i32(f), i32(c), i32(kh), i32(kw)))
+            pt, pl = kh - 1 - pad[0], kw - 1 - pad[2]
+            hd = oh + pt + kh - 1 - pad[1]
+            wdd = max(ow + pl + kw - 1 - pad[3], _ceil(wd, 8) * 8 + kw - 1)
+            dyp = self._pad(dy, b * f, oh, ow, hd, wdd, pt, pl, "conv_dyp")
+            self._direct(dyp, wf, None, dx, f, c, kh, kw, hd, wdd, h, wd, 1, 0)
             return dx
         dyt = self._scratch("conv_t", (b * oh * ow, f))
-        self._launch("conv.cl", "conv2d_transpose021", (f, oh * ow, b), None,
-                     (dy, dyt, i32(b), i32(f), i32(oh * ow)))
+        self._launch1("conv.cl", "conv2d_transpose021", b * oh * ow * f,
+                      (dy, dyt, i32(b), i32(f), i32(oh * ow)))
         dcols = self._scratch("conv_cols", (b * oh * ow, c * kh * kw))
         self.gemm(dyt, w.reshape(f, c * kh * kw), out=dcols)
-        self._launch("conv.cl", "conv2d_col2im", (wd, h, b * c), None,
-                     (dcols, dx, *map(i32, (b, c, h, wd, kh, kw, sh, sw, pt, pl, oh, ow))))
+        self._launch1("conv.cl", "conv2d_col2im", b * c * h * wd,
+                      (dcols, dx, *map(i32, (b, c, h, wd, kh, kw, *st, pad[0], pad[2], oh, ow))))
         return dx
 
     def conv2d_backward_filter(self, dy, x, w_shape, *, stride=(1, 1), padding=(0, 0, 0, 0),
@@ -124,20 +156,23 @@ class ConvMixin:
         oh, ow = C.conv_dims(x.shape, w_shape, stride, padding, op)
         C.check_shape("dy", dy, (x.shape[0], w_shape[0], oh, ow), op)
         C.check_same_dtype(op, dy=dy, x=x, out=out)
-        dy = self._dev(dy, "dy", op)
-        x = self._dev(x, "x", op)
-        b, c, h, wd, f, kh, kw, sh, sw, pt, pl = self._geom(x.shape, w_shape, stride, padding)
+        dy, x = self._dev(dy, "dy", op), self._dev(x, "x", op)
+        b, c, h, wd, f, kh, kw, st, pad = self._prep(x.shape, w_shape, stride, padding)
         if out is None:
             beta = 0.0
         dw = self._out(out, (f, c, kh, kw), "out", op)
-        if self._conv_algo(c, f, kh * kw, "filter") == "direct":
-            self._launch("conv_direct.cl", "conv2d_backward_filter_direct", (kh, c, f), None,
-                         (dy, x, dw, i32(b), i32(h), i32(wd), i32(oh), i32(ow), f32(beta)),
-                         self._direct_opts(c, f, kh, kw, sh, sw, pt, pl))
+        if self._conv_algo(c, f, kh, kw, st, pad, "filter") == "direct":
+            xp, hp, wp = self._pad_x(x, b, c, h, wd, pad, ow, kw)
+            owp = _ceil(ow, 8) * 8
+            dyp = dy if owp == ow else self._pad(dy, b * f, oh, ow, oh, owp, 0, 0, "conv_dyp")
+            self._launch("conv_direct.cl", "conv2d_backward_filter_direct", (kh, c, f),
+                         (1, 1, 1),
+                         (dyp, xp, dw, *map(i32, (b, hp, wp, oh, owp, st[0])), f32(beta)),
+                         (f"-DC={c}", f"-DF={f}", f"-DKH={kh}", f"-DKW={kw}"))
             return dw
-        cols = self._im2col(x, b, c, h, wd, kh, kw, sh, sw, pt, pl, oh, ow)
+        cols = self._im2col(x, b, c, h, wd, kh, kw, *st, pad[0], pad[2], oh, ow)
         dyf = self._scratch("conv_t", (f, b * oh * ow))
-        self._launch("conv.cl", "conv2d_transpose102", (oh * ow, b, f), None,
-                     (dy, dyf, i32(f), i32(b), i32(oh * ow)))
+        self._launch1("conv.cl", "conv2d_transpose102", b * oh * ow * f,
+                      (dy, dyf, i32(f), i32(b), i32(oh * ow)))
         self.gemm(dyf, cols, out=dw.reshape(f, c * kh * kw), beta=beta)
         return dw
