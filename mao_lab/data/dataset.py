@@ -7,7 +7,7 @@ transforms, sharding and loaders. Rows are never copied unless a method's docstr
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,63 +24,7 @@ from ._arrow import (
     with_meta,
 )
 from ._validate import Layout, apply_nan_policy, resolve
-
-
-def _check_batch_size(batch_size: Any) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) \
-            or batch_size <= 0:
-        raise DataError(f"batch_size must be a positive int; received {batch_size!r}")
-    return int(batch_size)
-
-
-class Batches:
-    """An iterable of (x, y) numpy batches with a length (the number of batches).
-
-    Without shuffling each batch is a zero-copy view into the Arrow buffers when the rows lie
-    in one chunk and the stored dtype is float32; a batch crossing a chunk boundary, a shuffled
-    batch (a gather) and a uint8 batch (converted to float32) are fresh arrays.
-    """
-
-    def __init__(self, ds: Dataset, batch_size: int, shuffle: bool, seed: int | None,
-                 drop_last: bool):
-        self._ds, self._bs, self._shuffle = ds, batch_size, shuffle
-        self._seed, self._drop_last = seed, drop_last
-
-    def __len__(self) -> int:
-        n, bs = len(self._ds), self._bs
-        return n // bs if self._drop_last else -(-n // bs)
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        ds, bs, n = self._ds, self._bs, len(self._ds)
-        stop = len(self) * bs
-        if self._shuffle:
-            x, y = ds._raw()
-            order = np.random.default_rng(self._seed).permutation(n)
-            for start in range(0, stop, bs):
-                idx = order[start:start + bs]
-                yield ds._finish(x[idx], y[idx])
-            return
-        views = ds._chunks()
-        if len(views) == 1:  # the common case: plain slices of one chunk
-            xv, yv = views[0]
-            for start in range(0, stop, bs):
-                yield ds._finish(xv[start:start + bs], yv[start:start + bs])
-            return
-        bounds = np.cumsum([0] + [len(v[1]) for v in views])
-        for start in range(0, stop, bs):
-            end = min(start + bs, n)
-            first = int(np.searchsorted(bounds, start, side="right")) - 1
-            last = int(np.searchsorted(bounds, end, side="left")) - 1
-            if first == last:
-                off = bounds[first]
-                xv, yv = views[first]
-                yield ds._finish(xv[start - off:end - off], yv[start - off:end - off])
-            else:
-                parts = [(v[0][max(start - bounds[i], 0):end - bounds[i]],
-                          v[1][max(start - bounds[i], 0):end - bounds[i]])
-                         for i, v in enumerate(views[first:last + 1], start=first)]
-                yield ds._finish(np.concatenate([p[0] for p in parts]),
-                                 np.concatenate([p[1] for p in parts]))
+from .batching import Batches, check_batch_size
 
 
 class Dataset:
@@ -112,6 +56,8 @@ class Dataset:
                  label: str | None = None, feature_shape: Sequence[int] | None = None,
                  num_classes: int | None = None, class_names: Sequence[str] | None = None,
                  nan_policy: str = "raise", fill_value: float = 0.0, validate: bool = True):
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
         if not isinstance(table, pa.Table):
             raise DataError(f"Dataset needs a pyarrow.Table; received {type(table).__name__}. "
                             "Use Dataset.from_numpy(x, y) for numpy arrays.")
@@ -291,7 +237,7 @@ class Dataset:
             >>> [len(y) for _, y in ds.batches(4)]
             [4, 4, 2]
         """
-        bs = _check_batch_size(batch_size)
+        bs = check_batch_size(batch_size)
         if len(self) == 0:
             raise DataError("cannot batch an empty dataset (0 rows); expected at least one row")
         return Batches(self, bs, bool(shuffle), seed, bool(drop_last))
@@ -316,6 +262,24 @@ class Dataset:
         if isinstance(item, slice):
             return self.take(np.arange(len(self))[item])
         return self.take(item)
+
+    @classmethod
+    def concat(cls, datasets: Sequence[Dataset]) -> Dataset:
+        """Rows of several datasets with one layout, in order (zero-copy: chunks are kept)."""
+        datasets = list(datasets)
+        if not datasets:
+            raise DataError("concat needs at least one dataset; received none")
+        first = datasets[0]
+        for d in datasets[1:]:
+            if (d.features, d.label, d.feature_shape) != (first.features, first.label,
+                                                         first.feature_shape):
+                raise DataError(f"concat needs one layout; received {first!r} and {d!r}")
+        try:
+            table = pa.concat_tables([d.table.replace_schema_metadata(first.schema.metadata)
+                                      for d in datasets])
+        except pa.ArrowInvalid as exc:
+            raise DataError(f"concat: the tables' schemas differ ({exc})") from exc
+        return first._derive(table, num_classes=max(d.num_classes for d in datasets))
 
     def shuffle(self, seed: int | None = None) -> Dataset:
         """Rows in a seeded random order (one gather copy)."""

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 
 from ..errors import DataError
 
@@ -82,13 +81,7 @@ def reshard(shards: Sequence[Dataset], weights: Sequence[float]) -> list[Dataset
     """Re-cut existing shards to new weights (concatenation is zero-copy; order kept)."""
     if not shards:
         raise DataError("reshard needs at least one shard; received none")
-    first = shards[0]
-    tables = [s.table for s in shards]
-    try:
-        table = pa.concat_tables(tables)
-    except pa.ArrowInvalid as exc:
-        raise DataError(f"shards do not share one schema: {exc}") from exc
-    return shard(first._derive(table), weights)
+    return shard(type(shards[0]).concat(shards), weights)
 
 
 def reshard_dataset(ds: Dataset, weights: Sequence[float], seed: int | None = None,

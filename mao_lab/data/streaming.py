@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 from ..errors import DataError
 from ._arrow import decode_binary_tensors, read_meta
 from ._validate import resolve
-from .dataset import Dataset, _check_batch_size
+from .batching import check_batch_size
+from .dataset import Dataset
 from .loaders import _expression
 from .sharding import check_weights, proportional_sizes
 
@@ -132,7 +133,7 @@ class Scan:
     def __init__(self, pieces, batch_size: int, columns: Sequence[str] | None = None,
                  shuffle_buffer: int = 0, seed: int | None = None, filter=None,
                  drop_last: bool = False, read_rows: int = 2048, **dataset_kwargs: Any):
-        self._bs = _check_batch_size(batch_size)
+        self._bs = check_batch_size(batch_size)
         if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) \
                 or shuffle_buffer < 0:
             raise DataError(f"shuffle_buffer must be an int >= 0; received {shuffle_buffer!r}")

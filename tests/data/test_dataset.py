@@ -206,3 +206,17 @@ def test_labels_view_and_split_of_uint8_data():
     assert a.dtype == np.uint8 and a.class_counts().tolist() == [5, 5]
     np.testing.assert_array_equal(np.sort(np.concatenate([a.numpy()[0][:, 0],
                                                           b.numpy()[0][:, 0]])), x[:, 0])
+
+
+def test_concat_keeps_chunks_and_checks_layout():
+    a, xa = _ds(n=5, classes=2)
+    b, xb = _ds(n=4, classes=3)
+    c = Dataset.concat([a, b])
+    assert len(c) == 9 and c.num_classes == 3 and c.table.column("x").num_chunks == 2
+    np.testing.assert_array_equal(c.numpy()[0], np.concatenate([xa, xb]))
+    assert np.shares_memory(next(iter(c.batches(5)))[0], a.numpy()[0])
+    with pytest.raises(DataError, match="one layout"):
+        Dataset.concat([a, from_numpy(np.zeros((2, 4), np.float32), [0, 1])])
+    with pytest.raises(DataError, match="at least one"):
+        Dataset.concat([])
+    assert len(Dataset(a.table.to_batches()[0])) == 5  # a RecordBatch is accepted too
