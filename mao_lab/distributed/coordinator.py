@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ClusterError
 from . import worker
 from .balance import Balancer
-from .faults import collect, remote_error
+from .faults import collect
 from .plan import Ledger
 from .sync import weighted_gradient, weighted_weights
 from .transport import model_message
@@ -51,13 +51,16 @@ class Coordinator:
         ars = {e: self.client[e].apply_async(fn, *args[e]) for e in engines}
         results, lost = collect(ars, self.client, self.dp.engine_timeout * 3,
                                 on_poll=self._poll)
-        if lost:
-            raise ClusterError("engines lost while setting up: " + "; ".join(
+        if lost and (not results or self.mpi):
+            raise ClusterError("every engine was lost while setting up: " + "; ".join(
                 f"engine {e} {why}" for e, why in lost.items()))
+        for e, why in lost.items():  # train on the others
+            log.warning("engine %s %s while setting up: training without it", e, why)
+            self.handle._event("engine_lost", engine=e, reason=why, reassigned=0)
         return results
 
     def _setup(self) -> list[int]:
-        engines = self.dp.cluster.ids
+        engines = self._requested = self.dp.cluster.ids
         msg = model_message(self.model)
         specs = {}
         for e in engines:
@@ -69,6 +72,7 @@ class Coordinator:
             info = self._call(engines, worker.setup, specs)
         except ClusterError as exc:
             raise ClusterError(f"setting up the model on the engines failed: {exc}") from exc
+        engines = [e for e in engines if e in info]
         inv = self.dp.cluster.inventory()
         for e in inv:
             if e.id in info:
@@ -135,6 +139,8 @@ class Coordinator:
         policy = st.get("shares") if st.get("shares") and dp.balance == "speed" else dp.balance
         if isinstance(policy, list) and len(policy) != len(engines):
             policy = dp.balance
+            if isinstance(policy, list):  # fixed shares of the engines that answered
+                policy = [s for e, s in zip(self._requested, policy) if e in engines]
         self.balancer = Balancer(engines, policy, alpha=dp.alpha, drift=dp.drift)
         if st.get("shares") and dp.balance == "speed" and len(st["shares"]) == len(engines):
             self.balancer.policy = "speed"
@@ -200,7 +206,8 @@ class Coordinator:
                 steps, mode = min(dp.sync_every, left), "local"
             msgs = {}
             for e in engines:
-                m: dict[str, Any] = {"mode": mode, "batch": batches[e], "steps": steps}
+                m: dict[str, Any] = {"mode": mode, "batch": batches[e], "steps": steps,
+                                     "report_weights": e == engines[0]}
                 miss = led.missing(e)
                 if len(miss):
                     m["rows"] = (miss, self.source.payload(miss))
@@ -215,11 +222,6 @@ class Coordinator:
                     m["weights"] = self.weights
                 msgs[e] = m
             dirty.clear()
-            if self.record:
-                for s in range(steps):
-                    self.batches.append(np.concatenate([
-                        led.queues[e][led.pos[e] + s * batches[e]:
-                                      led.pos[e] + (s + 1) * batches[e]] for e in engines]))
             t0 = time.perf_counter()
             ars = {e: self.client[e].apply_async(worker.run, msgs[e]) for e in engines}
             self.grad = self.weights = None
@@ -245,8 +247,9 @@ class Coordinator:
                     raise ClusterError("every engine was lost (" + "; ".join(
                         f"engine {e} {w}" for e, w in lost.items()) + "); the last checkpoint"
                         " is intact: continue with fit(..., resume=<checkpoint dir>)")
+            done = {}
             for e, r in results.items():
-                led.commit(e, int(r["n"]))
+                done[e] = led.commit(e, int(r["n"]))
                 bal.record(e, int(r["n"]), float(r["compute"]))
                 r["metrics"].update(wait_s=max(0.0, wall - r["compute"] - r["comm"]) / steps
                                     if not self.mpi else r["metrics"]["wait_s"])
@@ -254,6 +257,11 @@ class Coordinator:
             live = {e: r for e, r in results.items() if e in led.engines}
             if not live:
                 continue
+            if self.record:  # the global batch of each step, as the engines computed it
+                for s in range(steps):
+                    self.batches.append(np.concatenate([
+                        done[e][s * batches[e]:(s + 1) * batches[e]] for e in sorted(
+                            live, key=engines.index)]))
             if mode == "grad":
                 grads, n, loss = weighted_gradient(live)
                 self.grad = grads
@@ -266,7 +274,9 @@ class Coordinator:
                 n = sum(int(r["n"]) for r in live.values())
                 loss = sum(float(r["loss_sum"]) for r in live.values()) / max(n, 1)
                 steps_per_round = self._mpi_steps(wall, steps)
-                self._sync_client_weights()
+                first = live.get(engines[0])
+                if first is not None and "weights" in first:
+                    self._sync_client_weights(first["weights"], first.get("opt_state"))
             loss_sum += loss * n
             self.step += steps
             h._update(progress={"step": self.step, "samples_done": h.progress["samples_done"] + n},
@@ -294,27 +304,17 @@ class Coordinator:
             log.warning("global step skipped on the client after a live edit: %s", exc)
             self._edit_pending = True
 
-    def _sync_client_weights(self) -> None:
-        """MPI: engines hold the newest weights; copy rank 0's to the client's model."""
+    def _sync_client_weights(self, weights: list[np.ndarray], opt_state: Any) -> None:
+        """MPI: the engines hold the newest weights; rank 0 reports them with its result."""
         if self._edit_pending:
             return
-        e = self.ledger.engines[0]
         try:
-            w = self.client[e].apply_sync(worker.weights)
-        except Exception as exc:  # noqa: BLE001
-            raise remote_error(e, exc) from None
-        try:
-            self.model.set_weights(w)
+            self.model.set_weights(weights)
+            if opt_state:
+                self.model.optimizer.set_state(opt_state)
         except Exception as exc:  # noqa: BLE001 - a live edit changed the shapes meanwhile
             log.warning("weights not copied back after a live edit: %s", exc)
             self._edit_pending = True
-            return
-        try:
-            opt = self.client[e].apply_sync(worker.optimizer_state)
-            if opt:
-                self.model.optimizer.set_state(opt)
-        except Exception:  # noqa: BLE001 - optimizer state is best effort
-            pass
 
     def _mpi_steps(self, wall: float, steps: int) -> int:
         per_step = wall / max(steps, 1)

@@ -7,6 +7,7 @@ is exactly the gradient of the mean loss over the concatenated global batch.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -44,7 +45,8 @@ class MPIAllreduce:
 
     The buffer holds ``n_i * g_i`` followed by ``[n_i, n_i * loss_i]``, so one collective
     also sums the global batch size and loss. ``wait`` is time spent in a barrier (others
-    still computing), ``comm`` the allreduce itself; both yield the CPU while waiting.
+    still computing), ``comm`` the allreduce itself. When this host runs more ranks than
+    it has cores for them (heterogeneous pinning), waiting ranks yield the CPU.
     """
 
     def __init__(self) -> None:
@@ -54,6 +56,22 @@ class MPIAllreduce:
         self.comm = MPI.COMM_WORLD
         self._send: np.ndarray | None = None
         self._recv: np.ndarray | None = None
+        # More ranks on this host than cores it lets us use: waiting ranks must yield.
+        local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.oversubscribed = local.size > len(os.sched_getaffinity(0))
+        local.Free()
+
+    def _wait_all(self) -> None:
+        if self.oversubscribed:
+            _finish(self.comm.Ibarrier())
+        else:
+            self.comm.Barrier()
+
+    def _sum(self) -> None:
+        if self.oversubscribed:
+            _finish(self.comm.Iallreduce(self._send, self._recv, op=self.MPI.SUM))
+        else:
+            self.comm.Allreduce(self._send, self._recv, op=self.MPI.SUM)
 
     @property
     def rank(self) -> int:
@@ -66,9 +84,9 @@ class MPIAllreduce:
         if self._recv is None or self._recv.size != self._send.size:
             self._recv = np.empty_like(self._send)
         t0 = time.perf_counter()
-        _finish(self.comm.Ibarrier())
+        self._wait_all()
         t1 = time.perf_counter()
-        _finish(self.comm.Iallreduce(self._send, self._recv, op=self.MPI.SUM))
+        self._sum()
         t2 = time.perf_counter()
         total = int(round(float(self._recv[-2])))
         if total <= 0:

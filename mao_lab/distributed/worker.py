@@ -238,8 +238,10 @@ def run(msg: dict[str, Any]) -> dict[str, Any]:
         out["wait"] += wait
         _account(n, loss, dt, comm, wait)
         _publish()
-    if mode == "local":
+    if mode == "local" or (mode == "mpi" and msg.get("report_weights")):
         out["weights"] = [np.asarray(w) for w in model.get_weights()]
+    if mode == "mpi" and msg.get("report_weights"):
+        out["opt_state"] = optimizer_state()
     out["metrics"] = _publish(force=False)
     return out
 
