@@ -3,6 +3,7 @@ notebook saved as HTML (nbconvert, docs) still shows the graph, curves and engin
 
 from __future__ import annotations
 
+import pytest
 from _models import make_model
 
 from mao_lab.layers import Dense, Flatten
@@ -48,3 +49,16 @@ def test_workbench_snapshot_combines_the_three():
     wb = Workbench(make_model([Dense(2, name="only")], input_shape=(3,)))
     html = data_of(wb._repr_mimebundle_())["text/html"]
     assert "mao-static-graph" in html and "no training data yet" in html and "<table" in html
+
+
+def test_nbconvert_html_shows_the_snapshot_when_no_widget_state_was_saved():
+    nbformat = pytest.importorskip("nbformat")
+    nbconvert = pytest.importorskip("nbconvert")
+    g = ModelGraph(make_model([Dense(4, name="hidden"), Dense(2, name="head")],
+                              input_shape=(3,), name="tiny"))
+    out = nbformat.v4.new_output("execute_result", data=data_of(g._repr_mimebundle_()),
+                                 execution_count=1)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("g", outputs=[out],
+                                                                   execution_count=1)])
+    html, _ = nbconvert.HTMLExporter(template_name="basic").from_notebook_node(nb)
+    assert "mao-static-graph" in html and ">hidden</text>" in html and ">tiny</div>" in html
