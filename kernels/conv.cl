@@ -58,41 +58,48 @@ __kernel void conv2d_col2im(__global const float *restrict dcols, __global float
   dx[((size_t)bc * H + h) * W + w] = s;
 }
 
-// y[a, q, p] = x[a, p, q]: x (A, P, Q) -> y (A, Q, P); one work-item per element of y
+// y[a, q, p] = x[a, p, q]: x (A, P, Q) -> y (A, Q, P); one work-item per row (a, q) of y
 __kernel void conv2d_transpose021(__global const float *restrict x, __global float *restrict y,
                                   const int A, const int P, const int Q) {
-  const int g = get_global_id(0);
-  if (g >= A * P * Q) return;
-  const int p = g % P;
-  const int q = (g / P) % Q;
-  const int a = g / (P * Q);
-  y[((size_t)a * Q + q) * P + p] = x[((size_t)a * P + p) * Q + q];
+  const int r = get_global_id(0);
+  if (r >= A * Q) return;
+  const int a = r / Q;
+  const int q = r - a * Q;
+  __global const float *s = x + (size_t)a * P * Q + q;
+  __global float *d = y + (size_t)r * P;
+  for (int p = 0; p < P; ++p) d[p] = s[(size_t)p * Q];
 }
 
-// y[a, p, q] = x[p, a, q]: x (P, A, Q) -> y (A, P, Q); one work-item per element of y
+// y[a, p, q] = x[p, a, q]: x (P, A, Q) -> y (A, P, Q); one work-item per row (a, p) of y
 __kernel void conv2d_transpose102(__global const float *restrict x, __global float *restrict y,
                                   const int A, const int P, const int Q) {
-  const int g = get_global_id(0);
-  if (g >= A * P * Q) return;
-  const int q = g % Q;
-  const int p = (g / Q) % P;
-  const int a = g / (Q * P);
-  y[((size_t)a * P + p) * Q + q] = x[((size_t)p * A + a) * Q + q];
+  const int r = get_global_id(0);
+  if (r >= A * P) return;
+  const int a = r / P;
+  const int p = r - a * P;
+  __global const float *s = x + ((size_t)p * A + a) * Q;
+  __global float *d = y + (size_t)r * Q;
+  for (int q = 0; q < Q; ++q) d[q] = s[q];
 }
 
 // dst[n, h, w] = src[n, h - PT, w - PL] inside src, else 0; src (N, H, W) -> dst (N, Hp, Wp);
-// one work-item per element of dst
+// one work-item per row (n, h) of dst (no division per element)
 __kernel void conv2d_pad(__global const float *restrict src, __global float *restrict dst,
                          const int N, const int H, const int W, const int Hp, const int Wp,
                          const int PT, const int PL) {
-  const int g = get_global_id(0);
-  if (g >= N * Hp * Wp) return;
-  const int w = g % Wp;
-  const int h = (g / Wp) % Hp;
-  const int n = g / (Wp * Hp);
-  const int sh = h - PT, sw = w - PL;
-  dst[((size_t)n * Hp + h) * Wp + w] =
-      (sh >= 0 && sh < H && sw >= 0 && sw < W) ? src[((size_t)n * H + sh) * W + sw] : 0.0f;
+  const int r = get_global_id(0);
+  if (r >= N * Hp) return;
+  const int n = r / Hp;
+  const int sh = r - n * Hp - PT;
+  __global float *d = dst + (size_t)r * Wp;
+  if (sh < 0 || sh >= H) {
+    for (int w = 0; w < Wp; ++w) d[w] = 0.0f;
+    return;
+  }
+  __global const float *s = src + ((size_t)n * H + sh) * W;
+  for (int w = 0; w < PL; ++w) d[w] = 0.0f;
+  for (int w = 0; w < W; ++w) d[PL + w] = s[w];
+  for (int w = PL + W; w < Wp; ++w) d[w] = 0.0f;
 }
 
 // wf[c, f, i, j] = w[f, c, KH-1-i, KW-1-j]: the weights of the transposed convolution

@@ -42,20 +42,20 @@ __kernel void softmax_cross_entropy_forward(__global const float *restrict z,
 #endif
 }
 
-// dz = (probs - targets) * scale; probs, dz: (B, K), one work-item per element
+// dz = (probs - targets) * scale; probs, dz: (B, K), one work-item per row
 __kernel void softmax_cross_entropy_backward(__global const float *restrict probs,
                                              __global const TGT_T *restrict t,
                                              __global float *restrict dz, const int B,
                                              const int K, const float scale) {
-  const int i = get_global_id(0);
-  if (i >= B * K) return;
+  const int r = get_global_id(0);
+  if (r >= B) return;
+  const size_t o = (size_t)r * K;
 #if TARGETS == 0
-  const int r = i / K;
-  const float ti = ((long)t[r] == (long)(i - r * K)) ? 1.0f : 0.0f;
+  const long c = (long)t[r];
+  for (int k = 0; k < K; ++k) dz[o + k] = (probs[o + k] - (k == c ? 1.0f : 0.0f)) * scale;
 #else
-  const float ti = t[i];
+  for (int k = 0; k < K; ++k) dz[o + k] = (probs[o + k] - t[o + k]) * scale;
 #endif
-  dz[i] = (probs[i] - ti) * scale;
 }
 
 // Per-sample sum of squared errors: y, t: (B, N) -> loss (B,)

@@ -37,34 +37,38 @@ __kernel void batchnorm_forward_stats(__global const float *restrict x,
   run_var[c] = momentum * run_var[c] + (1.0f - momentum) * v;
 }
 
-// xhat = (x - mean) * inv_std; y = xhat * gamma + beta; one work-item per element
+// xhat = (x - mean) * inv_std; y = xhat * gamma + beta; one work-item per row (b, c)
 __kernel void batchnorm_forward(__global const float *restrict x,
                                 __global const float *restrict mean,
                                 __global const float *restrict inv_std,
                                 __global const float *restrict gamma,
                                 __global const float *restrict beta, __global float *restrict y,
-                                __global float *restrict xhat, const int n, const int C,
+                                __global float *restrict xhat, const int rows, const int C,
                                 const int S) {
-  const int i = get_global_id(0);
-  if (i >= n) return;
-  const int c = (i / S) % C;
-  const float h = (x[i] - mean[c]) * inv_std[c];
-  xhat[i] = h;
-  y[i] = h * gamma[c] + beta[c];
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const int c = r % C;
+  const float m = mean[c], k = inv_std[c], g = gamma[c], bt = beta[c];
+  for (size_t i = (size_t)r * S; i < (size_t)(r + 1) * S; ++i) {
+    const float h = (x[i] - m) * k;
+    xhat[i] = h;
+    y[i] = h * g + bt;
+  }
 }
 
-// inference: y = (x - running_mean) * (gamma / sqrt(running_var + eps)) + beta
+// inference: y = (x - running_mean) * (gamma / sqrt(running_var + eps)) + beta, per row
 __kernel void batchnorm_forward_infer(__global const float *restrict x,
                                       __global const float *restrict rmean,
                                       __global const float *restrict rvar,
                                       __global const float *restrict gamma,
                                       __global const float *restrict beta,
-                                      __global float *restrict y, const int n, const int C,
-                                      const int S, const float eps) {
-  const int i = get_global_id(0);
-  if (i >= n) return;
-  const int c = (i / S) % C;
-  y[i] = (x[i] - rmean[c]) * (gamma[c] / sqrt(rvar[c] + eps)) + beta[c];
+                                      __global float *restrict y, const int rows,
+                                      const int C, const int S, const float eps) {
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const int c = r % C;
+  const float m = rmean[c], k = gamma[c] / sqrt(rvar[c] + eps), bt = beta[c];
+  for (size_t i = (size_t)r * S; i < (size_t)(r + 1) * S; ++i) y[i] = (x[i] - m) * k + bt;
 }
 
 // per channel: sdy = sum(dy), sdyx = sum(dy * xhat); dgamma += sdyx, dbeta += sdy
@@ -93,17 +97,18 @@ __kernel void batchnorm_backward_sums(__global const float *restrict dy,
   dbeta[c] += a;
 }
 
-// dx = gamma * inv_std / m * (m * dy - sdy - xhat * sdyx), m = B*S
+// dx = gamma * inv_std / m * (m * dy - sdy - xhat * sdyx), m = B*S; one work-item per row
 __kernel void batchnorm_backward(__global const float *restrict dy,
                                  __global const float *restrict xhat,
                                  __global const float *restrict sums,
                                  __global const float *restrict gamma,
                                  __global const float *restrict inv_std,
-                                 __global float *restrict dx, const int n, const int C,
+                                 __global float *restrict dx, const int rows, const int C,
                                  const int S, const float m) {
-  const int i = get_global_id(0);
-  if (i >= n) return;
-  const int c = (i / S) % C;
-  const float k = gamma[c] * inv_std[c] / m;
-  dx[i] = k * (m * dy[i] - sums[c] - xhat[i] * sums[C + c]);
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const int c = r % C;
+  const float k = gamma[c] * inv_std[c] / m, sdy = sums[c], sdyx = sums[C + c];
+  for (size_t i = (size_t)r * S; i < (size_t)(r + 1) * S; ++i)
+    dx[i] = k * (m * dy[i] - sdy - xhat[i] * sdyx);
 }

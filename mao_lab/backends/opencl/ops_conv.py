@@ -57,7 +57,7 @@ class ConvMixin:
     def _pad(self, src, n, h, w, hp, wp, pt, pl, slot):
         """src viewed (n, h, w) zero-padded into scratch (n, hp, wp) at offset (pt, pl)."""
         dst = self._scratch(slot, (n, hp, wp))
-        self._launch1("conv.cl", "conv2d_pad", n * hp * wp,
+        self._launch1("conv.cl", "conv2d_pad", n * hp,
                       (src, dst, *map(i32, (n, h, w, hp, wp, pt, pl))))
         return dst
 
@@ -114,7 +114,7 @@ class ConvMixin:
             t = self._scratch("conv_t", (b * oh * ow, f))
             self.gemm(cols, w.reshape(f, c * kh * kw), trans_b=True, bias=bias,
                       activation="linear" if activation == "softmax" else activation, out=t)
-            self._launch1("conv.cl", "conv2d_transpose021", b * oh * ow * f,
+            self._launch1("conv.cl", "conv2d_transpose021", b * f,
                           (t, y, i32(b), i32(oh * ow), i32(f)))
         if activation == "softmax":
             self.activation_forward(y, "softmax", out=y)
@@ -141,7 +141,7 @@ class ConvMixin:
             self._direct(dyp, wf, None, dx, f, c, kh, kw, hd, wdd, h, wd, 1, 0)
             return dx
         dyt = self._scratch("conv_t", (b * oh * ow, f))
-        self._launch1("conv.cl", "conv2d_transpose021", b * oh * ow * f,
+        self._launch1("conv.cl", "conv2d_transpose021", b * oh * ow,
                       (dy, dyt, i32(b), i32(f), i32(oh * ow)))
         dcols = self._scratch("conv_cols", (b * oh * ow, c * kh * kw))
         self.gemm(dyt, w.reshape(f, c * kh * kw), out=dcols)
@@ -172,7 +172,7 @@ class ConvMixin:
             return dw
         cols = self._im2col(x, b, c, h, wd, kh, kw, *st, pad[0], pad[2], oh, ow)
         dyf = self._scratch("conv_t", (f, b * oh * ow))
-        self._launch1("conv.cl", "conv2d_transpose102", b * oh * ow * f,
+        self._launch1("conv.cl", "conv2d_transpose102", b * f,
                       (dy, dyf, i32(f), i32(b), i32(oh * ow)))
         self.gemm(dyf, cols, out=dw.reshape(f, c * kh * kw), beta=beta)
         return dw

@@ -57,7 +57,7 @@ class LossMixin:
         p = self._dev(probs, "probs", op)
         b, k = (int(s) for s in p.shape)
         dz = self.empty((b, k))
-        self._launch1("loss.cl", op, b * k, (p, t, dz, i32(b), i32(k), f32(scale)), opts)
+        self._launch1("loss.cl", op, b, (p, t, dz, i32(b), i32(k), f32(scale)), opts)
         return dz
 
     def mse_forward(self, y, t):

@@ -31,19 +31,18 @@ class NormMixin:
         gamma, beta = self._dev(gamma, "gamma", op), self._dev(beta, "beta", op)
         rm = self._out(running_mean, (c,), "running_mean", op)
         rv = self._out(running_var, (c,), "running_var", op)
-        n = x.size
         y = self.empty(x.shape)
         if not training:
-            self._launch1("norm.cl", "batchnorm_forward_infer", n,
-                          (x, rm, rv, gamma, beta, y, i32(n), i32(c), i32(s), f32(eps)))
+            self._launch1("norm.cl", "batchnorm_forward_infer", b * c,
+                          (x, rm, rv, gamma, beta, y, i32(b * c), i32(c), i32(s), f32(eps)))
             return y, None, None
         mean = self._scratch("bn_mean", (c,))
         inv = self.empty((c,))
         self._launch1("norm.cl", "batchnorm_forward_stats", c,
                       (x, mean, inv, rm, rv, i32(b), i32(c), i32(s), f32(momentum), f32(eps)))
         xhat = self.empty(x.shape)
-        self._launch1("norm.cl", "batchnorm_forward", n,
-                      (x, mean, inv, gamma, beta, y, xhat, i32(n), i32(c), i32(s)))
+        self._launch1("norm.cl", "batchnorm_forward", b * c,
+                      (x, mean, inv, gamma, beta, y, xhat, i32(b * c), i32(c), i32(s)))
         return y, xhat, inv
 
     def batchnorm_backward(self, dy, xhat, inv_std, gamma, dgamma, dbeta):
@@ -60,7 +59,7 @@ class NormMixin:
         self._launch1("norm.cl", "batchnorm_backward_sums", c,
                       (dy, xhat, sums, dgamma, dbeta, i32(b), i32(c), i32(s)))
         dx = self.empty(dy.shape)
-        n = dy.size
-        self._launch1("norm.cl", op, n,
-                      (dy, xhat, sums, gamma, inv_std, dx, i32(n), i32(c), i32(s), f32(b * s)))
+        self._launch1("norm.cl", op, b * c,
+                      (dy, xhat, sums, gamma, inv_std, dx, i32(b * c), i32(c), i32(s),
+                       f32(b * s)))
         return dx

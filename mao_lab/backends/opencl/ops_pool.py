@@ -31,7 +31,7 @@ class PoolMixin:
         x = self._dev(x, "x", op)
         y = self.empty(yshape)
         idx = self.empty(yshape, dtype=np.int32)
-        self._launch1("pool.cl", op, nelem(yshape), (x, y, idx) + geo)
+        self._launch1("pool.cl", op, yshape[0] * yshape[1] * yshape[2], (x, y, idx) + geo)
         return y, idx
 
     def maxpool2d_backward(self, dy, idx, x_shape):
@@ -53,7 +53,7 @@ class PoolMixin:
         yshape, geo = self._pool_args(x.shape, pool, stride, padding, op)
         x = self._dev(x, "x", op)
         y = self.empty(yshape)
-        self._launch1("pool.cl", op, nelem(yshape), (x, y) + geo)
+        self._launch1("pool.cl", op, yshape[0] * yshape[1] * yshape[2], (x, y) + geo)
         return y
 
     def avgpool2d_backward(self, dy, x_shape, pool, *, stride=None, padding=(0, 0, 0, 0)):
@@ -64,5 +64,5 @@ class PoolMixin:
         dy = self._dev(dy, "dy", op)
         b, c, h, w = (int(s) for s in x_shape)
         dx = self.empty((b, c, h, w))
-        self._launch1("pool.cl", op, b * c * h * w, (dy, dx) + geo)
+        self._launch1("pool.cl", op, b * c * h, (dy, dx) + geo)
         return dx
