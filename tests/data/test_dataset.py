@@ -220,3 +220,13 @@ def test_concat_keeps_chunks_and_checks_layout():
     with pytest.raises(DataError, match="at least one"):
         Dataset.concat([])
     assert len(Dataset(a.table.to_batches()[0])) == 5  # a RecordBatch is accepted too
+
+
+def test_permuted_tensor_layout_and_class_names_are_checked():
+    typ = pa.fixed_shape_tensor(pa.float32(), [2, 2], permutation=[1, 0])
+    storage = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(8, np.float32)), 4)
+    t = pa.table({"x": pa.ExtensionArray.from_storage(typ, storage), "label": [0, 1]})
+    with pytest.raises(DataError, match=r"permutation \[1, 0\]; expected the row-major"):
+        Dataset(t)
+    with pytest.raises(DataError, match="class_names has 1 entries; expected num_classes=2"):
+        from_numpy(np.zeros((2, 2), np.float32), [0, 1], class_names=["only"])

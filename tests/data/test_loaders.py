@@ -212,3 +212,9 @@ def test_projection_that_drops_the_stored_feature_column(tmp_path):
     only_a = read_parquet(tmp_path / "t.parquet", columns=["a", "label"])
     assert only_a.features == ("a",)
     np.testing.assert_array_equal(only_a.numpy()[0], [[1.0], [2.0]])
+
+
+def test_missing_files_name_the_path(tmp_path):
+    for fn in (read_ipc, read_parquet, lambda p: read_csv(p)):
+        with pytest.raises(DataError, match="not found"):
+            fn(tmp_path / "absent.file")
