@@ -15,7 +15,7 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from ..errors import EditError, MaoLabError
+from ..errors import ConfigError, EditError, MaoLabError
 from ._bundle import bundle
 from ._edits import EditRunner
 from ._fields import INSERTABLE, field_specs, guess_field, parse_field, parse_values
@@ -96,6 +96,10 @@ class ModelGraph(anywidget.AnyWidget):
 
     def __init__(self, model: Any, samples: Any = None, handle: Any = None, rows: int = 8,
                  **kwargs: Any) -> None:  # fmt: skip
+        missing = [a for a in ("graph", "observe", "edit", "layers") if not hasattr(model, a)]
+        if missing:
+            raise ConfigError(f"ModelGraph needs a mao_lab.Sequential (with graph, observe, edit "
+                              f"and layers); received {type(model).__name__} without {missing}")
         super().__init__(rows=rows, **kwargs)
         self.model = model
         self.samples = samples
@@ -186,8 +190,9 @@ class ModelGraph(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Stop observing the model and close the widget."""
-        self._edits.close()
-        if self._unsubscribe is not None:
+        if getattr(self, "_edits", None) is not None:  # absent when __init__ refused the model
+            self._edits.close()
+        if getattr(self, "_unsubscribe", None) is not None:
             self._unsubscribe()
             self._unsubscribe = None
         super().close()

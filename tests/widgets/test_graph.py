@@ -10,6 +10,7 @@ import pytest
 from _drive import from_browser_custom, from_browser_update
 from _models import make_model
 
+from mao_lab.errors import ConfigError
 from mao_lab.layers import Conv2D, Dense, Flatten, MaxPool2D
 from mao_lab.widgets import ModelGraph
 
@@ -192,3 +193,9 @@ def test_edits_during_a_running_fit_are_pending_then_applied_at_a_step(sent):
     handle.running = False
     from_browser_custom(w, {"id": 10, "action": "undo"})
     assert out.custom()[-1]["status"] == "applied"
+
+
+def test_a_non_model_is_refused_with_a_clear_message():
+    expected = r"needs a mao_lab.Sequential .*received list without \['graph', 'observe', 'edit'"
+    with pytest.raises(ConfigError, match=expected):
+        ModelGraph([Dense(3)])
