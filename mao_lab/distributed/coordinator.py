@@ -144,7 +144,8 @@ class Coordinator:
         self.balancer = Balancer(engines, policy, alpha=dp.alpha, drift=dp.drift)
         if st.get("shares") and dp.balance == "speed" and len(st["shares"]) == len(engines):
             self.balancer.policy = "speed"
-        self.ledger = Ledger(len(self.source), engines, self.balancer.shares, seed=self.seed)
+        self.ledger = Ledger(len(self.source), engines, self.balancer.shares, seed=self.seed,
+                             contiguous=self.source.contiguous)
         if st.get("owner") is not None and len(st.get("engines", [])) == len(engines):
             remap = dict(zip(st["engines"], engines))
             self.ledger.owner = np.array([remap.get(int(o), -1) for o in st["owner"]])

@@ -24,6 +24,7 @@ class Ledger:
         engines: engine ids in a fixed order.
         shares: one share per engine (sums to 1).
         seed: seeds ownership and the per-epoch order.
+        contiguous: engines own contiguous index ranges (Parquet row groups) at first.
 
     Example:
         >>> led = Ledger(10, [0, 1], [0.6, 0.4], seed=0)
@@ -32,7 +33,8 @@ class Ledger:
         [6, 4]
     """
 
-    def __init__(self, n: int, engines: Sequence[int], shares: Sequence[float], seed: int = 0):
+    def __init__(self, n: int, engines: Sequence[int], shares: Sequence[float], seed: int = 0,
+                 contiguous: bool = False):
         if n < len(engines):
             raise ConfigError(f"fewer samples than engines: {n} samples for {len(engines)} "
                               f"engines; expected at least one sample per engine")
@@ -44,6 +46,7 @@ class Ledger:
         self.pos: dict[int, int] = dict.fromkeys(self.engines, 0)
         self.seen = np.zeros(self.n, dtype=np.int64)
         self.epoch = -1
+        self.contiguous = contiguous  # own row ranges (engines read their own row groups)
         self.assign_ownership(shares)
 
     # ------------------------------------------------------------------ ownership
@@ -51,7 +54,8 @@ class Ledger:
         """Move the fewest samples so each engine owns ``split_counts(n, shares)`` of them."""
         targets = dict(zip(self.engines, split_counts(self.n, shares, min_each=1)))
         rng = np.random.default_rng([self.seed, 7])
-        key = rng.permutation(self.n)  # a fixed order: who gives which samples away
+        # a fixed order: who gives which samples away (ranges when engines read row groups)
+        key = np.arange(self.n) if self.contiguous else rng.permutation(self.n)
         pool = [np.flatnonzero(self.owner == -1)]
         for e in self.engines:
             mine = np.flatnonzero(self.owner == e)

@@ -145,7 +145,8 @@ class DataParallel:
         """Train on the cluster; returns a History (``block=True``) or a TrainingHandle.
 
         Args:
-            x, y: a ``mao_lab.data.Dataset`` (y=None) or arrays.
+            x, y: a ``mao_lab.data.Dataset`` (y=None), arrays, or the path of a Parquet
+                file or directory on storage every engine reads (y=None).
             batch_size: the global batch (unless ``global_batch_size`` was given).
             epochs: passes over the data; every sample is processed exactly once per epoch,
                 even when engines are lost (``history["exactly_once"]``).

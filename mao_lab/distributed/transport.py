@@ -1,12 +1,14 @@
 """How training rows and models travel to engines: Arrow IPC rows, JSON config + weight arrays.
 
 Rows of a ``mao_lab.data.Dataset`` travel as Arrow IPC stream buffers (raw bytes, no
-pickle); plain numpy inputs travel as arrays. A model travels as its JSON config, compile
-config and weight arrays, and is rebuilt on the engine through ``Sequential.from_config``.
+pickle); plain numpy inputs travel as arrays; for a Parquet path on shared storage the
+engines read the row groups holding their rows themselves. A model travels as its JSON
+config, compile config and weight arrays, rebuilt on the engine by ``Sequential.from_config``.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,18 @@ class Source:
 
     def __init__(self, x: Any, y: Any = None):
         self.dataset = None
-        if hasattr(x, "to_ipc") and hasattr(x, "take"):
+        self.groups: list[tuple[str, int, int]] | None = None  # Parquet: (file, rg, rows)
+        if isinstance(x, str | os.PathLike):
+            if y is not None:
+                raise DataError("a Parquet path carries its labels; pass y=None")
+            from ..data.streaming import _metadata, parquet_files
+
+            self.groups = [(f, i, _metadata(f).row_group(i).num_rows)
+                           for f in parquet_files(x) for i in range(_metadata(f).num_row_groups)]
+            self.starts = np.cumsum([0] + [g[2] for g in self.groups])
+            self.n = int(self.starts[-1])
+            self._x = self._y = None
+        elif hasattr(x, "to_ipc") and hasattr(x, "take"):
             if y is not None:
                 raise DataError("pass either a Dataset or (x, y) arrays; received a Dataset "
                                 "and y")
@@ -47,12 +60,18 @@ class Source:
     def payload(self, idx: np.ndarray) -> dict[str, Any]:
         """Rows ``idx`` packed for an engine (Arrow IPC when the data is a Dataset)."""
         idx = np.asarray(idx, dtype=np.int64)
+        if self.groups is not None:
+            return self._parquet_payload(idx)
         if self.dataset is not None:
             return {"ipc": self.dataset.take(idx).to_ipc().to_pybytes()}
         return {"x": np.ascontiguousarray(self._x[idx]), "y": np.ascontiguousarray(self._y[idx])}
 
     def arrays(self, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``idx`` (all when None) as numpy ``(x, y)``, as an engine will see them."""
+        if self.groups is not None:
+            if idx is None:
+                idx = np.arange(self.n)
+            return decode(self._parquet_payload(np.asarray(idx, np.int64)))
         if self.dataset is not None:
             ds = self.dataset if idx is None else self.dataset.take(np.asarray(idx, np.int64))
             return ds.numpy()
@@ -60,9 +79,38 @@ class Source:
             return self._x, self._y
         return self._x[idx], self._y[idx]
 
+    @property
+    def contiguous(self) -> bool:
+        """True when engines should own contiguous rows (Parquet: their own row groups)."""
+        return self.groups is not None
+
+    def _parquet_payload(self, idx: np.ndarray) -> dict[str, Any]:
+        """Which row groups hold ``idx`` and where: the engine reads them itself."""
+        g = np.searchsorted(self.starts, idx, side="right") - 1
+        pieces: dict[str, list[int]] = {}
+        for k in np.unique(g):
+            f, rg, _ = self.groups[int(k)]
+            pieces.setdefault(f, []).append(rg)
+        where = {(f, rg): k for k, (f, rg, _) in enumerate(self.groups)}
+        base, offset = {}, 0
+        for f, rgs in pieces.items():  # the order ParquetShard.read concatenates them in
+            for rg in rgs:
+                k = where[(f, rg)]
+                base[k] = offset
+                offset += self.groups[k][2]
+        rows = np.array([base[int(k)] for k in g], np.int64) + idx - self.starts[g]
+        return {"parquet": tuple((f, tuple(r)) for f, r in pieces.items()), "rows": rows,
+                "num_rows": offset}
+
 
 def decode(payload: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Engine side: rows from ``Source.payload`` as numpy ``(x, y)``."""
+    if "parquet" in payload:  # read only the row groups that hold these rows
+        from ..data.streaming import ParquetShard
+
+        shard = ParquetShard(payload["parquet"], int(payload["num_rows"]))
+        x, y = shard.read().numpy()
+        return x[payload["rows"]], y[payload["rows"]]
     if "ipc" in payload:
         from ..data import Dataset
 

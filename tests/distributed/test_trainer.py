@@ -3,6 +3,7 @@ checkpoints and bad input (parameter-server strategy)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -177,3 +178,33 @@ def test_fastest_device_is_chosen_per_engine_by_timing_this_model(cluster2, iris
         speeds = ev["speeds"]
         assert "numpy" in speeds and ev["device"] == max(speeds, key=speeds.get)
         assert cluster2.engine(ev["engine"]).device == ev["device"]
+
+
+def test_engines_read_their_own_row_groups_of_a_parquet_dataset(cluster2, iris, tmp_path,
+                                                                 monkeypatch):
+    from mao_lab.data.loaders import save_parquet
+    from mao_lab.distributed import trainer
+    from mao_lab.distributed.transport import Source
+
+    ds, x, y = iris
+    path = str(tmp_path / "iris.parquet")
+    save_parquet(ds, path, row_group_size=10)
+    src = Source(path)
+    assert src.n == 150 and len(src.groups) == 15
+    pay = src.payload(np.array([3, 140, 12]))
+    assert [len(r) for _, r in pay["parquet"]] == [3] and pay["num_rows"] == 30
+    xs, ys = src.arrays(np.array([3, 140, 12]))
+    assert np.array_equal(xs, x[[3, 140, 12]]) and np.array_equal(ys, y[[3, 140, 12]])
+    model, ref = iris_model(), iris_model()
+    ref.set_weights(model.get_weights())
+    dp = DataParallel(model, cluster2, strategy="ps", balance=[0.5, 0.5], global_batch_size=10,
+                      record_batches=True)
+    hist = dp.fit(path, epochs=1, seed=0)
+    assert hist.history["exactly_once"] == [True]
+    assert dp.batches[0][:5].max() < 75  # engine 0 owns rows 0..74: row groups 0..7
+    replay(ref, x, y, dp.batches)
+    assert max_diff(model.get_weights(), ref.get_weights()) < 2e-6
+    # a path an engine cannot read: a clear error naming the engine
+    monkeypatch.setattr(trainer, "_check_first_rows", lambda m, s: os.remove(path))
+    with pytest.raises(ClusterError, match=r"engine \d+ failed: DataError: .*iris.parquet"):
+        DataParallel(iris_model(), cluster2, strategy="ps").fit(path)
