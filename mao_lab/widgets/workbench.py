@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -57,6 +58,54 @@ class LocalEngineFeed(Callback):
     def on_train_end(self, logs=None):
         self._report("idle")
         self.monitor.flush()
+
+
+class LocalRun:
+    """A single-process ``fit`` running in a background thread (``Workbench.fit(block=False)``).
+
+    ``done``/``running``, ``wait(timeout)`` (the History, or re-raises the training error)
+    and ``stop()`` (training ends after the current epoch).
+    """
+
+    def __init__(self, model: Any, target: Any) -> None:
+        self.model = model
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+
+        def main() -> None:
+            try:
+                self.result = target()
+            except BaseException as exc:  # noqa: BLE001 - re-raised by wait()
+                self.error = exc
+            finally:
+                self._done.set()
+
+        self._thread = threading.Thread(target=main, name="mao-local-fit", daemon=True)
+        self._thread.start()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def running(self) -> bool:
+        return not self.done
+
+    def stop(self) -> None:
+        """Ask training to stop at the end of the current epoch."""
+        self.model.stop_training = True
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until training ends; the History, or the training error re-raised."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"training still running after {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def __repr__(self) -> str:
+        return f"<LocalRun {'done' if self.done else 'running'}>"
 
 
 class InspectorRefresh(Callback):
@@ -111,20 +160,30 @@ class Workbench(ipw.VBox):
             cbs.append(LocalEngineFeed(self.monitor))
         return cbs
 
-    def fit(self, *args: Any, callbacks: list | None = None, **kwargs: Any) -> Any:
+    def fit(self, *args: Any, callbacks: list | None = None, block: bool = True,
+            **kwargs: Any) -> Any:  # fmt: skip
         """``model.fit`` with this workbench's callbacks (and ``cluster=`` when it has one).
 
-        Returns what ``model.fit`` returns: a History, or the ``TrainingHandle`` of a
-        non-blocking distributed fit, which the graph, dashboard and monitor then follow.
+        With ``block=False`` the call returns at once, so the notebook (and the Stop button
+        and the editor, whose messages the kernel handles between cells) stay live: on a
+        cluster it returns the distributed ``TrainingHandle``, which the graph, dashboard and
+        monitor follow; without one, a ``LocalRun`` training in a background thread (edits
+        land between two steps). With ``block=True`` it returns the History.
         """
+        cbs = [*self.callbacks(), *(callbacks or [])]
+        kwargs.setdefault("verbose", 0)
         if self.cluster is not None:
             kwargs.setdefault("cluster", self.cluster)
-        kwargs.setdefault("verbose", 0)
-        result = self.model.fit(*args, callbacks=[*self.callbacks(), *(callbacks or [])],
-                                **kwargs)  # fmt: skip
-        if hasattr(result, "subscribe") and hasattr(result, "stop"):
-            self.follow(result)
-        return result
+            result = self.model.fit(*args, callbacks=cbs, block=block, **kwargs)
+            if hasattr(result, "subscribe") and hasattr(result, "stop"):
+                self.follow(result)
+            return result
+        if block:
+            return self.model.fit(*args, callbacks=cbs, **kwargs)
+        run = LocalRun(self.model, lambda: self.model.fit(*args, callbacks=cbs, **kwargs))
+        self.handle = run
+        self.dashboard.attach(run)
+        return run
 
     def follow(self, handle: Any) -> None:
         """Follow a running distributed fit: pending edits, stop button, engine metrics."""

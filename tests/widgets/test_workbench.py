@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from _drive import from_browser_custom
 from _models import make_model
 
 from mao_lab.distributed.handle import TrainingHandle
@@ -81,3 +82,25 @@ def test_inspection_follows_training_and_device_moves_redraw():
     kernel = m.layers[0].get_weights()[0]
     assert after != before and after == pytest.approx(float(np.linalg.norm(kernel)), rel=1e-6)
     assert wb.graph.inspection["grads"]["kernel"]["norm"] > 0
+
+
+def test_non_blocking_single_process_fit_takes_edits_and_stops_from_the_button():
+    m = small_model()
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    wb = Workbench(m)
+    x = np.random.default_rng(3).normal(size=(256, 4)).astype(np.float32)
+    started = threading.Event()
+    wb.dashboard.observe(lambda ch: started.set() if ch["new"].get("loss") else None,
+                         names=["series"])  # a first batch is done: fit is in its loop
+    run = wb.fit(x, np.arange(256) % 3, batch_size=8, epochs=1000, block=False)
+    assert started.wait(30) and run.running
+    reply = wb.graph.handle_request({"id": 1, "action": "edit", "layer": "h",
+                                     "values": {"units": "16"}})
+    assert reply["ok"] and reply["status"] == "applied", reply
+    assert m.layers[0].get_config()["units"] == 16
+    refused = wb.graph.handle_request({"id": 2, "action": "edit", "layer": "out",
+                                       "values": {"units": "4"}})  # would change the output
+    assert not refused["ok"] and refused["field"] == "units"
+    from_browser_custom(wb.dashboard, {"id": "s", "action": "stop"})
+    history = run.wait(60)
+    assert 1 <= len(history.history["loss"]) < 1000 and wb.dashboard.status == "done"
