@@ -141,6 +141,17 @@ class Balancer:
         return True
 
     # -- membership
+    def add(self, engine: int) -> None:
+        """Take in a new engine with the mean share (speed shares then measure it)."""
+        if engine in self.engines:
+            return
+        self.engines.append(engine)
+        self.shares = normalize(self.shares + [1.0 / len(self.shares)])
+        self.rounds[engine] = 0
+        if self.policy == "fixed":  # fixed shares cannot name a newcomer: split equally
+            self.policy = "equal"
+            self.shares = [1.0 / len(self.engines)] * len(self.engines)
+
     def remove(self, engine: int) -> None:
         """Forget a lost engine; the others' shares are renormalized."""
         if engine not in self.engines:

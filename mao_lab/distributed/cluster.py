@@ -185,7 +185,24 @@ class Cluster:
                 raise
             raise ClusterError(f"Cluster.local(n={n}, mpi={mpi}) failed to start: {exc}. "
                                f"Engine output:\n{_launcher_output(ipc)}") from exc
-        return cls(client, ipc, owns=True, mpi=mpi, check=check)
+        cluster = cls(client, ipc, owns=True, mpi=mpi, check=check)
+        cluster._engine_env = engine_env
+        return cluster
+
+    def add_engines(self, n: int = 1, timeout: float = 60.0) -> list[int]:
+        """Start ``n`` more local engines (a node joins); returns their ids.
+
+        A running parameter-server fit takes them in at its next epoch.
+        """
+        if self.ipp_cluster is None or self.mpi or getattr(self, "_targets", None) is not None:
+            raise ClusterError("add_engines works on a non-MPI cluster started by "
+                               "Cluster.local; start engines elsewhere with ipcluster engines")
+        before = set(self.client.ids)
+        self.ipp_cluster.start_engines_sync(n, environment=getattr(self, "_engine_env", {}))
+        self.client.wait_for_engines(len(before) + n, timeout=timeout)
+        new = sorted(set(self.client.ids) - before)
+        self.inventory(refresh=True)
+        return new
 
     @classmethod
     def connect(cls, profile: str | None = None, cluster_id: str | None = None,

@@ -44,6 +44,8 @@ class Coordinator:
         self._edit_pending = False
         self._unobserve = None
         self._warm = 0  # rounds since the engines (re)built the model
+        self.devices: dict[int, str] = {}
+        self.fresh: set[int] = set()  # engines set up with the current weights
         self._round_ema = 0.0
 
     # ------------------------------------------------------------------ engines
@@ -59,8 +61,9 @@ class Coordinator:
             self.handle._event("engine_lost", engine=e, reason=why, reassigned=0)
         return results
 
-    def _setup(self) -> list[int]:
-        engines = self._requested = self.dp.cluster.ids
+    def _setup(self, engines: list[int] | None = None) -> list[int]:
+        if engines is None:
+            engines = self._requested = self.dp.cluster.ids
         msg = model_message(self.model)
         specs = {}
         for e in engines:
@@ -84,8 +87,30 @@ class Coordinator:
                                        speeds=speeds)
         if self.mpi:  # ranks order the engines so every rank agrees on who is who
             engines = sorted(engines, key=lambda e: info[e]["rank"])
-        self.devices = {e: info[e]["device"] for e in engines}
+        self.devices.update({e: info[e]["device"] for e in engines})
         return engines
+
+    def _take_in_new_engines(self) -> None:
+        """PS: engines that registered since the start join at an epoch boundary."""
+        if self.mpi or getattr(self.dp.cluster, "_targets", None) is not None:
+            return
+        known = set(self._requested)
+        new = [e for e in self.dp.cluster.ids if e not in known]
+        if not new:
+            return
+        self._requested = list(self._requested) + new
+        try:
+            self.dp.cluster.inventory(refresh=True)
+        except ClusterError as exc:  # a newcomer with another mao_lab: train without it
+            log.warning("new engines not taken in: %s", exc)
+            self.handle._event("engine_refused", engines=new, reason=str(exc))
+            return
+        joined = self._setup(new)
+        for e in joined:
+            self.balancer.add(e)
+            self.ledger.add(e)
+            self.fresh.add(e)
+            self.handle._event("engine_joined", engine=e, device=self.devices.get(e))
 
     # ------------------------------------------------------------------ live edits
     def _on_model_event(self, event: dict) -> None:
@@ -162,6 +187,7 @@ class Coordinator:
             for epoch in range(int(st.get("epoch", 0)), self.epochs):
                 if h.stop_requested or not self.balancer.engines:
                     break
+                self._take_in_new_engines()
                 self.cbs.call("on_epoch_begin", epoch, {})
                 logs, n = self._epoch(epoch)
                 done_samples += n
@@ -217,12 +243,15 @@ class Coordinator:
                     m["queue"] = led.remaining(e).copy()
                 if edit is not None:
                     m["model"] = edit
+                elif e in self.fresh:  # set up with the current weights already
+                    pass
                 elif self.grad is not None:
                     m["grad"] = self.grad
                 elif self.weights is not None:
                     m["weights"] = self.weights
                 msgs[e] = m
             dirty.clear()
+            self.fresh.clear()
             t0 = time.perf_counter()
             ars = {e: self.client[e].apply_async(worker.run, msgs[e]) for e in engines}
             self.grad = self.weights = None

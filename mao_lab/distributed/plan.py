@@ -137,6 +137,15 @@ class Ledger:
                 start += need
         return int(len(moved))
 
+    def add(self, e: int) -> None:
+        """Take in a new engine (it owns nothing until the next ``assign_ownership``)."""
+        if e in self.engines:
+            return
+        self.engines.append(e)
+        self.held[e] = np.zeros(self.n, dtype=bool)
+        self.queues[e] = np.zeros(0, np.int64)
+        self.pos[e] = 0
+
     def drop(self, e: int, shares: Sequence[float]) -> int:
         """Remove a lost engine; its unprocessed samples go to the others by ``shares``.
 

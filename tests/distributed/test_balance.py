@@ -94,3 +94,20 @@ def test_ledger_rebalance_and_drop_keep_exact_once():
 def test_ledger_rejects_fewer_samples_than_engines():
     with pytest.raises(ConfigError, match="fewer samples than engines: 2 samples for 3"):
         Ledger(2, [0, 1, 2], [1, 1, 1])
+
+
+def test_a_joining_engine_gets_a_share_and_rows_at_the_next_epoch():
+    b = Balancer([0, 1], [1, 3])
+    b.add(2)
+    assert b.engines == [0, 1, 2] and b.policy == "equal" and b.shares == [1 / 3] * 3
+    s = Balancer([0, 1], "speed")
+    s.add(2)
+    assert s.shares == pytest.approx([1 / 3] * 3) and s.ideal_shares() is None
+    led = Ledger(90, [0, 1], [0.5, 0.5], seed=0)
+    led.start_epoch(0)
+    led.add(2)
+    assert len(led.remaining(2)) == 0 and led.left == 90
+    led.assign_ownership([1 / 3] * 3)
+    led.start_epoch(1)
+    assert [len(led.remaining(e)) for e in (0, 1, 2)] == [30, 30, 30]
+    assert len(led.missing(2)) == 30 and len(led.missing(0)) == 30  # nothing held yet

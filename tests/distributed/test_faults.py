@@ -1,6 +1,8 @@
-"""Engine loss on a real 3-engine cluster: SIGKILL mid-epoch, SIGSTOP, losing the last one.
+"""Engines leaving and joining a real cluster: SIGKILL mid-epoch, a new engine joining,
+SIGSTOP, losing the last one.
 
-The tests run in order and use the engines up: 3 -> 2 (killed) -> 1 (stopped) -> 0.
+The tests run in order: 3 engines -> 2 (killed) -> 3 (one joins) -> 2 (stopped) -> the
+last engine of a subset killed.
 """
 
 from __future__ import annotations
@@ -66,10 +68,28 @@ def test_sigkill_mid_epoch_reassigns_every_unfinished_sample(cluster3, data):
     assert sum(handle.shares.values()) == pytest.approx(1.0)
 
 
+def test_a_new_engine_joins_at_the_next_epoch(cluster3, data):
+    x, y = data
+    before = list(cluster3.ids)
+    assert len(before) == 2
+    dp = DataParallel(iris_model(), cluster3, strategy="ps", global_batch_size=12,
+                      slowdown={e: 2.0 for e in before})
+    handle = dp.fit(x, y, epochs=4, seed=0, block=False)
+    _wait_for_step(handle, 5)
+    (new,) = cluster3.add_engines(1)
+    assert new not in before and cluster3.engine(new).pid > 0
+    history = handle.wait(timeout=180)
+    joined = [ev for ev in handle.events if ev["type"] == "engine_joined"]
+    assert [ev["engine"] for ev in joined] == [new]
+    assert history.history["exactly_once"] == [True] * 4
+    assert set(handle.shares) == set(before) | {new} and handle.shares[new] > 0.1
+    assert handle.metrics[new]["samples"] > 0
+
+
 def test_sigstop_is_detected_like_a_dead_engine(cluster3, data):
     x, y = data
     alive = [e for e in cluster3.ids]
-    assert len(alive) == 2
+    assert len(alive) == 3
     victim = alive[1]
     dp = DataParallel(iris_model(), cluster3, strategy="ps", global_batch_size=12,
                       engine_timeout=3.0, slowdown={e: 2.0 for e in alive})
@@ -82,22 +102,20 @@ def test_sigstop_is_detected_like_a_dead_engine(cluster3, data):
         time.sleep(0.05)
     history = handle.wait(timeout=120)
     assert history.history["exactly_once"] == [True, True]
-    assert list(handle.shares) == [alive[0]]
+    assert list(handle.shares) == [alive[0], alive[2]]
 
 
 def test_losing_the_last_engine_is_a_clear_error_and_keeps_the_checkpoint(
         cluster3, data, tmp_path):
     x, y = data
-    deadline = time.monotonic() + 30
-    while len(cluster3.ids) != 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
     last = cluster3.ids[0]
     ckpt = str(tmp_path / "ckpt")
-    dp = DataParallel(iris_model(), cluster3, strategy="ps", global_batch_size=120,
+    one = cluster3.subset([last])
+    dp = DataParallel(iris_model(), one, strategy="ps", global_batch_size=120,
                       slowdown={last: 3.0})
     handle = dp.fit(x, y, epochs=50, seed=0, block=False, checkpoint=ckpt)
     _wait_for_step(handle, 25)  # 10 steps per epoch: at least 2 checkpoints written
-    kill_engine(cluster3, last, signal.SIGKILL)
+    kill_engine(one, last, signal.SIGKILL)
     with pytest.raises(ClusterError, match="every engine was lost .*the last checkpoint is "
                                            "intact"):
         handle.wait(timeout=60)
