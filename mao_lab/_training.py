@@ -197,7 +197,9 @@ class TrainingMixin:
             callbacks=None, verbose: int = 1, cluster=None, **distributed_kwargs) -> History:
         """Train; returns the History (also ``model.history``).
 
-        ``x`` may be a mao_lab.data.Dataset (then y=None). ``validation_split`` holds out the
+        ``x`` may be a mao_lab.data.Dataset (then y=None), or any iterable of (x, y) batches
+        such as ``mao_lab.data.streaming.scan(...)`` for data larger than memory (then
+        batch_size, shuffle and validation_split do not apply). ``validation_split`` holds out the
         *last* fraction of the samples, before shuffling (as Keras). ``cluster=`` hands the
         run to mao_lab.distributed.DataParallel. A non-finite loss stops training with a
         TrainingError; the update of that step is not applied, and if earlier weights went
@@ -220,7 +222,13 @@ class TrainingMixin:
         if isinstance(validation_split, bool) or not (0.0 <= validation_split < 1.0):
             raise ConfigError(f"fit: validation_split must be in [0, 1). Received: "
                               f"validation_split={validation_split!r}")
-        xh, yh = self._prepare_xy(x, y, "fit", seed)
+        from ._fit_stream import is_stream
+
+        stream = is_stream(x)
+        if stream and (y is not None or validation_split):
+            raise ConfigError("fit: x is a stream of (x, y) batches, so pass y=None and use "
+                              "validation_data instead of validation_split")
+        xh, yh = (None, None) if stream else self._prepare_xy(x, y, "fit", seed)
         val = None
         if validation_data is not None:
             vx, vy = (validation_data, None) if hasattr(validation_data, "batches") else \
@@ -236,6 +244,10 @@ class TrainingMixin:
                                   "samples leaves no training or no validation samples")
             xh, yh, val = xh[:cut], yh[:cut], (xh[cut:], yh[cut:])
             _warn_if_sorted(yh, val[1], validation_split)
+        if stream:
+            from ._fit_stream import fit_stream
+
+            return fit_stream(self, x, epochs, val, callbacks, verbose)
         return self._fit_loop(xh, yh, val, bs, epochs, shuffle, seed, callbacks, verbose)
 
     def _fit_loop(self, xh, yh, val, bs, epochs, shuffle, seed, callbacks, verbose):

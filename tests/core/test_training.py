@@ -92,3 +92,28 @@ def test_opencl_training_matches_numpy(arch):
         np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4, err_msg=name)
     np.testing.assert_allclose(dev.predict(x), ref.predict(x), rtol=1e-3, atol=1e-4)
     assert dev.graph.nodes["input"]["device"].startswith("opencl")
+
+
+def test_fit_on_a_parquet_stream_equals_in_memory_fit(tmp_path):
+    """A stream of batches (never the whole dataset in memory) trains exactly like the same
+    batches from memory."""
+    import pyarrow.parquet as pq
+
+    from mao_lab.data import load_iris
+    from mao_lab.data.streaming import scan
+    from mao_lab.errors import ConfigError
+
+    ds = load_iris()
+    pq.write_table(ds.table, tmp_path / "iris.parquet", row_group_size=32)
+    stream = scan(tmp_path / "iris.parquet", batch_size=16)
+    a, b = iris_net(0), iris_net(0)
+    for m in (a, b):
+        m.compile(optimizer=SGD(0.5, momentum=0.5), loss="mse")
+    x, y = ds.numpy()
+    ha = a.fit(stream, epochs=3, verbose=0, validation_data=(x, y))
+    hb = b.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0, validation_data=(x, y))
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
+    assert ha.history["val_loss"] == pytest.approx(hb.history["val_loss"], rel=1e-6)
+    with pytest.raises(ConfigError, match="use validation_data instead"):
+        a.fit(stream, validation_split=0.2, verbose=0)

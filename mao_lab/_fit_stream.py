@@ -1,0 +1,80 @@
+"""fit over a stream of (x, y) batches (e.g. mao_lab.data.streaming.scan of a Parquet
+directory): the dataset never has to fit in memory. Each epoch iterates the stream again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import metrics as M
+from ._data import as_targets, as_x
+from .callbacks import CallbackList, History, ProgressBar
+from .errors import DataError, TrainingError
+
+
+def is_stream(x) -> bool:
+    """An iterable of batches that is neither an array-like nor a Dataset."""
+    return (hasattr(x, "__iter__") and not isinstance(x, (np.ndarray, list, tuple, str, dict))
+            and not hasattr(x, "numpy") and not hasattr(x, "__array__"))
+
+
+def fit_stream(model, stream, epochs: int, val, callbacks, verbose: int) -> History:
+    """Train ``model`` on every (x, y) batch ``stream`` yields, ``epochs`` times."""
+    history = History()
+    cbs = [history] + ([ProgressBar(verbose)] if verbose else []) + list(callbacks or [])
+    cl = CallbackList(cbs, model)
+    steps = len(stream) if hasattr(stream, "__len__") else None
+    model.history, model.stop_training = history, False
+    cl.call("on_train_begin", {"epochs": epochs, "steps": steps, "samples": None})
+    model.training = True
+    try:
+        for epoch in range(epochs):
+            _epoch(model, stream, epoch, val, cl)
+            if model.stop_training:
+                break
+    except BaseException:
+        for c in cbs:
+            if isinstance(c, ProgressBar):
+                c.on_train_end({})
+        raise
+    finally:
+        model.training = False
+    cl.call("on_train_end", {})
+    return history
+
+
+def _epoch(model, stream, epoch: int, val, cl) -> None:
+    cl.call("on_epoch_begin", epoch, {})
+    for m in model.metrics:
+        m.reset()
+    seen, loss_sum, snapshot = 0, 0.0, None
+    for b, batch in enumerate(stream):
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            raise DataError(f"fit: a batch stream must yield (x, y) pairs; batch {b} is "
+                            f"{type(batch).__name__}")
+        xb, yb = batch
+        if not model.built:
+            model.build(np.shape(xb)[1:])
+        xh = as_x(xb, model.input_shape, f"fit (stream batch {b})")
+        yh = as_targets(yb, len(xh), model.loss, model.output_shape, f"fit (stream batch {b})")
+        if snapshot is None:
+            snapshot = model.get_weights()
+        if cl.batch_hooks:
+            cl.call("on_batch_begin", b, {"size": len(xh)})
+        try:
+            loss = model._train_step(xh, yh, M.class_ids(yh) if model.metrics else None,
+                                     model.metrics)
+        except TrainingError as exc:
+            model._diverged(exc, epoch, b, snapshot)
+        seen += len(xh)
+        loss_sum += loss * len(xh)
+        if cl.batch_hooks:
+            logs = {"loss": loss_sum / seen, "size": len(xh)}
+            logs.update({m.name: m.result() for m in model.metrics})
+            cl.call("on_batch_end", b, logs)
+    if seen == 0:
+        raise DataError(f"fit: the batch stream yielded no batches in epoch {epoch + 1}")
+    logs = {"loss": loss_sum / seen, **{m.name: m.result() for m in model.metrics}}
+    if val is not None:
+        logs.update({f"val_{k}": v for k, v in model._evaluate(*val, 256).items()})
+    cl.call("on_epoch_end", epoch, logs)
