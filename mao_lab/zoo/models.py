@@ -59,7 +59,7 @@ def iris(*, learning_rate: float = IRIS_DEFAULTS["learning_rate"], seed: int | N
     """
     model = Sequential([Dense(30, activation="sigmoid", name="hidden1"),
                         Dense(20, activation="sigmoid", name="hidden2"),
-                        Dense(3, activation="sigmoid", name="output")],
+                        Dense(3, activation="sigmoid", name="predictions")],
                        input_shape=IRIS_SHAPE, name="iris", seed=seed)
     return _finish(model, compile, learning_rate, 0.0, "mse")
 
@@ -70,7 +70,7 @@ def _fc(name: str, hidden: tuple[int, ...], activation: str, seed, compile: bool
     layers = [Flatten(name="flatten")]
     layers += [Dense(u, activation=activation, name=f"hidden{i + 1}")
                for i, u in enumerate(hidden)]
-    layers.append(Dense(10, activation="softmax", name="output"))
+    layers.append(Dense(10, activation="softmax", name="predictions"))
     model = Sequential(layers, input_shape=MNIST_SHAPE, name=name, seed=seed)
     return _finish(model, compile, learning_rate, momentum, "sparse_categorical_crossentropy")
 
@@ -114,7 +114,7 @@ def lenet1(*, activation: str = "relu", pooling: str = "max", learning_rate: flo
     model = Sequential([
         Conv2D(4, 5, activation=activation, name="c1"), _pool(pooling, "s2"),
         Conv2D(12, 5, activation=activation, name="c3"), _pool(pooling, "s4"),
-        Flatten(name="flatten"), Dense(10, activation="softmax", name="output"),
+        Flatten(name="flatten"), Dense(10, activation="softmax", name="predictions"),
     ], input_shape=MNIST_SHAPE, name="lenet1", seed=seed)
     return _finish(model, compile, learning_rate, momentum, "sparse_categorical_crossentropy")
 
@@ -131,7 +131,7 @@ def lenet4(*, activation: str = "relu", pooling: str = "max", learning_rate: flo
         Conv2D(4, 5, padding="same", activation=activation, name="c1"), _pool(pooling, "s2"),
         Conv2D(16, 5, activation=activation, name="c3"), _pool(pooling, "s4"),
         Flatten(name="flatten"), Dense(120, activation=activation, name="f5"),
-        Dense(10, activation="softmax", name="output"),
+        Dense(10, activation="softmax", name="predictions"),
     ], input_shape=MNIST_SHAPE, name=name, seed=seed)
     return _finish(model, compile, learning_rate, momentum, "sparse_categorical_crossentropy")
 
@@ -155,6 +155,6 @@ def lenet5(*, activation: str = "relu", pooling: str = "max", learning_rate: flo
         Conv2D(16, 5, activation=activation, name="c3"), _pool(pooling, "s4"),
         Flatten(name="flatten"), Dense(120, activation=activation, name="c5"),
         Dense(84, activation=activation, name="f6"),
-        Dense(10, activation="softmax", name="output"),
+        Dense(10, activation="softmax", name="predictions"),
     ], input_shape=MNIST_SHAPE, name="lenet5", seed=seed)
     return _finish(model, compile, learning_rate, momentum, "sparse_categorical_crossentropy")
