@@ -44,10 +44,10 @@ class EpochClock(Callback):
         self.times.append(time.perf_counter())
 
 
-def steady_rate(clock: EpochClock, samples_per_epoch: int) -> float:
-    """Samples/s over the epochs after the first."""
+def steady_rate(clock: EpochClock, samples_per_epoch: int, skip: int = 1) -> float:
+    """Samples/s over the epochs after the first ``skip`` (setup, warm-up, share search)."""
     t = clock.times
-    return samples_per_epoch * (len(t) - 2) / (t[-1] - t[1])
+    return samples_per_epoch * (len(t) - 1 - skip) / (t[-1] - t[skip])
 
 
 def single_process(build, x, y, batch: int, epochs: int) -> float:
@@ -59,12 +59,13 @@ def single_process(build, x, y, batch: int, epochs: int) -> float:
     return steady_rate(clock, len(x))
 
 
-def cluster_rate(build, cluster, x, y, batch: int, epochs: int, **kw) -> tuple[float, dict]:
+def cluster_rate(build, cluster, x, y, batch: int, epochs: int, skip: int = 1,
+                 **kw) -> tuple[float, dict]:
     clock = EpochClock()
     dp = DataParallel(build(), cluster, global_batch_size=batch, **kw)
     hist = dp.fit(x, y, epochs=epochs, callbacks=[clock], seed=0)
     assert all(hist.history["exactly_once"]), hist.history
-    return steady_rate(clock, len(x)), dp.handle.snapshot()
+    return steady_rate(clock, len(x), skip), dp.handle.snapshot()
 
 
 def _pin_process(core: int) -> int:
@@ -168,7 +169,8 @@ def main() -> None:
         het.append(["standalone sum (same pinning)", f"{total:.0f}", "1.00",
                     " : ".join(f"{alone[e] / max(alone.values()):.2f}" for e in order)])
         for bal in ("equal", "speed"):
-            r, snap = cluster_rate(lenet, c3, x, y, gbs * 3 // 2, epochs + 1, balance=bal)
+            r, snap = cluster_rate(lenet, c3, x, y, gbs * 3 // 2, epochs + 2, skip=2,
+                                   balance=bal)
             shares = " : ".join(f"{snap['shares'][e]:.2f}" for e in order)
             het.append([f"balance={bal!r}", f"{r:.0f}", f"{r / total:.2f}", shares])
     out.append(table("Heterogeneity: 3 MPI engines pinned to cores 0, 1, 1 (LeNet-5)",
