@@ -68,7 +68,7 @@ class ColsCache:
     recycled for the next forward of the same shape (no page faults on every step).
     """
 
-    def __init__(self, max_entries: int = 8, max_bytes: int = 128 << 20) -> None:
+    def __init__(self, max_entries: int = 8, max_bytes: int = 32 << 20) -> None:
         self.max_entries, self.max_bytes = max_entries, max_bytes
         self._entries: list[tuple[tuple, np.ndarray, np.ndarray]] = []
         self._free: dict[tuple, list[np.ndarray]] = {}
