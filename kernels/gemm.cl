@@ -35,8 +35,11 @@
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 #define VTYPE CAT(float, VW)
-#define VLOAD CAT(vload, VW)
-#define VSTORE CAT(vstore, VW)
+// Unaligned vector access through an under-aligned typedef: inline vmovups, where
+// vloadN/vstoreN are out-of-line calls in PoCL (which spill every accumulator).
+typedef VTYPE __attribute__((aligned(4))) VTYPE_U;
+#define ULOAD(p) (*(__global const VTYPE_U *)(p))
+#define USTORE(v, p) (*(__global VTYPE_U *)(p) = (v))
 
 // The epilogue activation, for a scalar or a vector (clamped like the numpy reference).
 #if ACT == 1
@@ -53,7 +56,7 @@
 #define LOADB(v) b[v]
 #define BSTEP NV
 #else
-#define LOADB(v) VLOAD(v, b)
+#define LOADB(v) ULOAD(b + (v) * VW)
 #define BSTEP ldb
 #endif
 
@@ -139,7 +142,7 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
 #pragma unroll
   for (int r = 0; r < MR; ++r)
 #pragma unroll
-    for (int v = 0; v < NV; ++v) VSTORE(acc[r][v], 0, p + (size_t)r * ldp + col0 + v * VW);
+    for (int v = 0; v < NV; ++v) USTORE(acc[r][v], p + (size_t)r * ldp + col0 + v * VW);
 #else
 #pragma unroll
   for (int r = 0; r < MR; ++r) {
@@ -151,16 +154,19 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
         const int col = col0 + v * VW;
         VTYPE y = alpha * acc[r][v];
         if (col >= lo && col + VW <= N) {
-          if (beta != 0.0f) y = beta * VLOAD(0, c + v * VW) + y;
+          if (beta != 0.0f) y = beta * ULOAD(c + v * VW) + y;
 #if HAS_BIAS
-          y += VLOAD(0, bias + bias_off + col);
+          y += ULOAD(bias + bias_off + col);
 #endif
-          VSTORE(ACTIVATE(VTYPE, y), 0, c + v * VW);
+          USTORE(ACTIVATE(VTYPE, y), c + v * VW);
         } else if (col < N && col + VW > lo) {
-          float t[VW];
-          VSTORE(y, 0, t);
+          union {
+            VTYPE v;
+            float s[VW];
+          } t;
+          t.v = y;
           for (int e = max(0, lo - col); e < min(VW, N - col); ++e) {
-            float z = t[e];
+            float z = t.s[e];
             if (beta != 0.0f) z = beta * c[v * VW + e] + z;
 #if HAS_BIAS
             z += bias[bias_off + col + e];

@@ -221,3 +221,17 @@ def test_opencl_other_register_blocks(key):
                 np.testing.assert_allclose(got, ref, rtol=RTOL, atol=tol(33), err_msg=str(cfg))
     finally:
         be.gemm_config = saved
+
+
+def test_gemm_out_aliases_an_input(be):
+    """out may be (a view of) the same memory as a or b: inputs are read before writing."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((40, 40)).astype(np.float32)
+    w = rng.standard_normal((40, 40)).astype(np.float32)
+    dx, dw = be.asarray(x), be.asarray(w)
+    be.gemm(dx, dw, out=dx)  # x <- x @ w
+    np.testing.assert_allclose(be.to_host(dx), x.astype(np.float64) @ w, rtol=RTOL,
+                               atol=tol(40))
+    be.gemm(be.asarray(x), dw, out=dw, beta=1.0)  # w <- x @ w + w
+    np.testing.assert_allclose(be.to_host(dw), x.astype(np.float64) @ w + w, rtol=RTOL,
+                               atol=tol(40))

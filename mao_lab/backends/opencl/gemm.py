@@ -228,14 +228,16 @@ class GemmMixin:
             bp, pack_b = packed.buffer, True
         else:
             sbk, sbn = (b1, b0) if trans_b else (b0, b1)
-            pack_b = not (sbn == 1 and n >= cfg.nr and k * n <= _SMALL_B and k > 0)
+            pack_b = not (sbn == 1 and n >= cfg.nr and k * n <= _SMALL_B and k > 0) \
+                or b.base_data == out.base_data  # never read what this call overwrites
             if pack_b:
                 bp = self._workspace("b", nb * kp * cfg.nr * 4)
                 self._pack(b.base_data, b_off, sbk, sbn, n, k, kp, bp, cfg, "b")
             else:  # small row-major B: read in place, no packing launch
                 bp, b_off_k, ldb = b.base_data, b_off, sbk
         # pack A when asked, or when its k-stride is long (transposed A: one line per k)
-        pack_a = k > 0 and (cfg.pack_a or (sak != 1 and abs(sak) > 64 and nb > 1))
+        pack_a = k > 0 and (cfg.pack_a or (sak != 1 and abs(sak) > 64 and nb > 1)
+                            or a.base_data == out.base_data)
         abuf = a.base_data
         if pack_a:
             abuf = self._workspace("a", mb * kp * cfg.mr * 4)
