@@ -60,5 +60,6 @@ def test_nbconvert_html_shows_the_snapshot_when_no_widget_state_was_saved():
                                  execution_count=1)
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("g", outputs=[out],
                                                                    execution_count=1)])
-    html, _ = nbconvert.HTMLExporter(template_name="basic").from_notebook_node(nb)
+    exporter = nbconvert.HTMLExporter(template_name="basic", exclude_input=True)
+    html, _ = exporter.from_notebook_node(nb)
     assert "mao-static-graph" in html and ">hidden</text>" in html and ">tiny</div>" in html
