@@ -179,41 +179,64 @@ class EngineMonitor(anywidget.AnyWidget):
         self.updated = time.time()
 
     def watch(self, handle: Any, interval: float = 0.5) -> None:
-        """Follow a running distributed fit's ``TrainingHandle``: its per-engine ``metrics``
-        (pushed on the handle's "metrics" notifications, polled every ``interval`` s as a
-        fallback) and its engine-loss events (the engine stays visible, marked dead)."""
+        """Follow a running distributed fit's ``TrainingHandle``: per-engine ``metrics`` as
+        the handle announces them, engine-loss events (the engine stays visible, marked
+        dead), and a poll every ``interval`` s as a fallback and for the final state."""
         self._stop_watch.clear()
         if hasattr(handle, "subscribe"):
-            self._unsub = handle.subscribe(lambda kind, data: self._from_handle(handle, data))
+            self._unsub = handle.subscribe(self._on_handle)
 
         def loop() -> None:
             while not self._stop_watch.wait(interval):
-                self._from_handle(handle, None)
-                if getattr(handle, "done", False):
+                done = bool(getattr(handle, "done", False))
+                self._poll_handle(handle, done)
+                if done:
                     return
 
         self._watcher = threading.Thread(target=loop, name="mao-monitor-watch", daemon=True)
         self._watcher.start()
 
-    def _from_handle(self, handle: Any, event: Any) -> None:
-        snap = handle.snapshot() if hasattr(handle, "snapshot") else {
-            "metrics": dict(getattr(handle, "metrics", {})), "events": []}  # fmt: skip
-        done = bool(snap.get("done"))
+    def _report(self, eid: Any, metrics: dict[str, Any], status: str) -> dict[str, Any]:
+        r = {k: v for k, v in metrics.items() if k in KEYS and k not in ("id", "engine")}
+        r["id"] = int(eid)
+        if self._engines.get(int(eid), {}).get("status") != "dead":
+            r["status"] = status
+        return r
+
+    def _on_handle(self, kind: str, data: Any) -> None:
+        # Called on the training thread for every engine report: copy, merge, return.
+        if not isinstance(data, dict):
+            return
+        if kind == "metrics" and isinstance(data.get("engine"), int):
+            self.update([self._report(data["engine"], data, "training")])
+        elif kind == "event":
+            self._lost([data])
+
+    def _lost(self, events: list[dict[str, Any]]) -> None:
         reports = []
-        for eid, m in snap.get("metrics", {}).items():
-            r = {k: v for k, v in m.items() if k in KEYS and k not in ("id", "engine")}
-            r["id"] = int(eid)
-            r.setdefault("share", snap.get("shares", {}).get(eid))
-            if self._engines.get(int(eid), {}).get("status") != "dead":
-                r["status"] = "idle" if done else "training"
-            reports.append(r)
-        for ev in snap.get("events", []):
+        for ev in events:
             kind = str(ev.get("type", ""))
             if ("lost" in kind or "dead" in kind) and isinstance(ev.get("engine"), int):
                 reports.append({"id": ev["engine"], "status": "dead",
                                 "error": str(ev.get("error") or ev.get("reason") or kind)})
         if reports:
             self.update(reports)
+
+    def _poll_handle(self, handle: Any, done: bool) -> None:
+        # snapshot(): a consistent copy taken under the handle's lock (twice a second)
+        snap = handle.snapshot() if hasattr(handle, "snapshot") else {
+            "metrics": dict(getattr(handle, "metrics", {}))}  # fmt: skip
+        metrics = snap.get("metrics") or {}
+        shares, events = snap.get("shares") or {}, snap.get("events") or []
+        reports = []
+        for eid, m in metrics.items():
+            m = {"share": shares.get(eid), **m}
+            reports.append(self._report(eid, m, "idle" if done else "training"))
+        if reports:
+            self.update(reports)
+        self._lost(events)
+        if done:
+            self.flush()
 
     def close(self) -> None:
         """Stop watching and close the widget."""
