@@ -232,6 +232,18 @@ def test_deep_graph_of_120_layers_is_readable_scrolls_pans_and_zooms(lab_page, i
     deep.screenshot(path=str(img_dir / "model_graph_120_layers.png"))
 
 
-def test_no_javascript_errors(lab_page):
-    _, _, errors = lab_page
+def test_a_dead_engine_stays_visible_and_marked(lab_page):
+    page, kc, _ = lab_page
+    kc.execute_interactive("wb.monitor.mark_dead(1, error='engine 1 stopped answering')",
+                           output_hook=lambda _msg: None)
+    dead = page.locator('.mao-monitor .mao-engine[data-id="1"].mao-status-dead')
+    dead.wait_for(timeout=20_000)
+    assert dead.locator(".mao-status-text").text_content().startswith("dead ")
+    assert page.locator(".mao-monitor .mao-engine").count() == 2
+    assert "1 alive" in text(page, ".mao-monitor .mao-monitor-summary")
+
+
+def test_no_javascript_errors_and_no_static_fallback_in_lab(lab_page):
+    page, _, errors = lab_page
     assert list(errors) == []
+    assert page.locator(".mao-static").count() == 0  # Lab shows the live widgets
