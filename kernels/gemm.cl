@@ -1,7 +1,7 @@
 // gemm: C = act(alpha * op(A) @ op(B) + beta * C + bias) for CPU-shaped OpenCL drivers.
 // No local memory, no barriers: one work-item keeps an MR x (VW*NV) block of C in registers
 // over its K range (row-block index fastest).
-// Defines: MR VW NV KU ACT HAS_BIAS A_PACKED B_PACKED SPLITK.
+// Defines: MR VW NV KU (register block), A_PACKED, B_PACKED (operand layouts).
 
 #ifndef MR
 #define MR 8
@@ -15,22 +15,12 @@
 #ifndef KU
 #define KU 4
 #endif
-#ifndef ACT
-#define ACT 0 // 0 linear, 1 relu, 2 sigmoid, 3 tanh
-#endif
-#ifndef HAS_BIAS
-#define HAS_BIAS 0
-#endif
 #ifndef A_PACKED
 #define A_PACKED 0 // 1: A comes as MR-row panels from gemm_pack_a; 0: read in place
 #endif
 #ifndef B_PACKED
 #define B_PACKED 1 // 1: B comes as NR-column panels; 0: row-major B read in place (N >= NR)
 #endif
-#ifndef SPLITK
-#define SPLITK 0 // 1: write raw partial blocks for gemm_splitk_reduce
-#endif
-
 #define NR (VW * NV)
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -41,16 +31,13 @@ typedef VTYPE __attribute__((aligned(4))) VTYPE_U;
 #define ULOAD(p) (*(__global const VTYPE_U *)(p))
 #define USTORE(v, p) (*(__global VTYPE_U *)(p) = (v))
 
-// The epilogue activation, for a scalar or a vector (clamped like the numpy reference).
-#if ACT == 1
-#define ACTIVATE(T, v) fmax((v), (T)(0.0f))
-#elif ACT == 2
-#define ACTIVATE(T, v) ((T)(1.0f) / ((T)(1.0f) + exp(clamp(-(v), (T)(-88.0f), (T)(88.0f)))))
-#elif ACT == 3
-#define ACTIVATE(T, v) tanh(v)
-#else
-#define ACTIVATE(T, v) (v)
-#endif
+// The epilogue: act(v) for act = 0 linear, 1 relu, 2 sigmoid, 3 tanh (a uniform branch;
+// sigmoid clamped like the numpy reference).
+#define ACTIVATE(T, v, act)                                                           \
+  ((act) == 1   ? fmax((v), (T)(0.0f))                                                \
+   : (act) == 2 ? (T)(1.0f) / ((T)(1.0f) + exp(clamp(-(v), (T)(-88.0f), (T)(88.0f)))) \
+   : (act) == 3 ? tanh(v)                                                             \
+                : (v))
 
 #if B_PACKED
 #define LOADB(v) b[v]
@@ -77,14 +64,16 @@ typedef VTYPE __attribute__((aligned(4))) VTYPE_U;
 // Bp: (ceil(N/NR), Kp, NR) column panels (B_PACKED) or op(B)[k, n] = Bp[b_off + k*ldb + n];
 // then the last panel is shifted left to end at N and writes only its own columns.
 // Work-item (i, j, s) covers k in [s*kc, s*kc+kc).
-// C: (M, N) at C[c_off + m * ldc + n] (SPLITK: partials P[s][ib*MR + r][jb*NR + c]).
+// C: (M, N) at C[c_off + m * ldc + n]; with split != 0 the raw partial blocks go to
+// C = P[s][ib*MR + r][jb*NR + c] for gemm_splitk_reduce instead.
 __kernel void gemm(const int M, const int N, const int K, const int Kp, const int kc,
                    __global const float *restrict A, const long a_off, const long sam,
                    const long sak, __global const float *restrict Bp, const long b_off,
                    const int ldb,
                    __global float *restrict C, const long c_off, const int ldc,
                    const float alpha, const float beta,
-                   __global const float *restrict bias, const long bias_off) {
+                   __global const float *restrict bias, const long bias_off, const int act,
+                   const int split) {
   const int ib = get_global_id(0);
   const int jb = get_global_id(1);
   const int k0 = get_global_id(2) * kc;
@@ -136,14 +125,15 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
   }
 #endif
 
-#if SPLITK
-  const int ldp = get_global_size(1) * NR;
-  __global float *p = C + ((size_t)get_global_id(2) * get_global_size(0) * MR + row0) * ldp;
+  if (split) {
+    const int ldp = get_global_size(1) * NR;
+    __global float *p = C + ((size_t)get_global_id(2) * get_global_size(0) * MR + row0) * ldp;
 #pragma unroll
-  for (int r = 0; r < MR; ++r)
+    for (int r = 0; r < MR; ++r)
 #pragma unroll
-    for (int v = 0; v < NV; ++v) USTORE(acc[r][v], p + (size_t)r * ldp + col0 + v * VW);
-#else
+      for (int v = 0; v < NV; ++v) USTORE(acc[r][v], p + (size_t)r * ldp + col0 + v * VW);
+    return;
+  }
 #pragma unroll
   for (int r = 0; r < MR; ++r) {
     const int row = row0 + r;
@@ -155,10 +145,8 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
         VTYPE y = alpha * acc[r][v];
         if (col >= lo && col + VW <= N) {
           if (beta != 0.0f) y = beta * ULOAD(c + v * VW) + y;
-#if HAS_BIAS
-          y += ULOAD(bias + bias_off + col);
-#endif
-          USTORE(ACTIVATE(VTYPE, y), c + v * VW);
+          if (bias) y += ULOAD(bias + bias_off + col);
+          USTORE(ACTIVATE(VTYPE, y, act), c + v * VW);
         } else if (col < N && col + VW > lo) {
           union {
             VTYPE v;
@@ -168,16 +156,13 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
           for (int e = max(0, lo - col); e < min(VW, N - col); ++e) {
             float z = t.s[e];
             if (beta != 0.0f) z = beta * c[v * VW + e] + z;
-#if HAS_BIAS
-            z += bias[bias_off + col + e];
-#endif
-            c[v * VW + e] = ACTIVATE(float, z);
+            if (bias) z += bias[bias_off + col + e];
+            c[v * VW + e] = ACTIVATE(float, z, act);
           }
         }
       }
     }
   }
-#endif
 }
 
 // Sums the S partial blocks of a split-K gemm (P: (S, Mpad, ldp)) and applies the epilogue
@@ -186,7 +171,7 @@ __kernel void gemm_splitk_reduce(const int N, const int S, const int mpad, const
                                  __global const float *restrict P, __global float *restrict C,
                                  const long c_off, const int ldc, const float alpha,
                                  const float beta, __global const float *restrict bias,
-                                 const long bias_off) {
+                                 const long bias_off, const int act) {
   const int m = get_global_id(0);
   __global float *c = C + c_off + (size_t)m * ldc;
   for (int n = 0; n < N; ++n) {
@@ -194,10 +179,8 @@ __kernel void gemm_splitk_reduce(const int N, const int S, const int mpad, const
     for (int q = 0; q < S; ++q) s += P[((size_t)q * mpad + m) * ldp + n];
     float z = alpha * s;
     if (beta != 0.0f) z = beta * c[n] + z;
-#if HAS_BIAS
-    z += bias[bias_off + n];
-#endif
-    c[n] = ACTIVATE(float, z);
+    if (bias) z += bias[bias_off + n];
+    c[n] = ACTIVATE(float, z, act);
   }
 }
 

@@ -24,9 +24,9 @@ _F32 = np.dtype(np.float32)
 _KC = 32  # k per packing work-item, as KC in kernels/gemm_pack.cl
 _I, _L, _F = np.int32, np.int64, np.float32
 _GEMM_ARGS = [_I, _I, _I, _I, _I, None, _L, _L, _L, None, _L, _I, None, _L, _I, _F, _F, None,
-              _L]
+              _L, _I, _I]
 _SMALL_B = 1 << 16  # elements: a B this small is read in place (it stays in cache)
-_REDUCE_ARGS = [_I, _I, _I, _I, None, None, _L, _I, _F, _F, None, _L]
+_REDUCE_ARGS = [_I, _I, _I, _I, None, None, _L, _I, _F, _F, None, _L, _I]
 _PACK_ARGS = [None, _L, _L, _L, _I, _I, _I, None]
 
 
@@ -119,18 +119,13 @@ class GemmMixin:
             ws[slot] = buf
         return buf
 
-    def _gemm_kernel(self, cfg: GemmConfig, pack_a: bool, pack_b: bool, act: str,
-                     has_bias: bool, split: bool):
-        """The gemm (or split-K) kernel for one variant, looked up in one dict on hot paths."""
+    def _gemm_kernel(self, cfg: GemmConfig, pack_a: bool, pack_b: bool):
+        """The gemm kernel of one variant, looked up in one dict on hot paths."""
         cache = self.__dict__.setdefault("_gemm_kernels", {})
-        key = (cfg, pack_a, pack_b, act, has_bias, split)
+        key = (cfg, pack_a, pack_b)
         kern = cache.get(key)
         if kern is None:
             opts = cfg.options() + (f"-DA_PACKED={int(pack_a)}", f"-DB_PACKED={int(pack_b)}")
-            if split:
-                opts += ("-DSPLITK=1",)
-            else:
-                opts += (f"-DACT={_ACT_CODE[act]}", f"-DHAS_BIAS={int(has_bias)}")
             kern = cache[key] = self._kern("gemm.cl", "gemm", opts, _GEMM_ARGS)
         return kern
 
@@ -243,23 +238,22 @@ class GemmMixin:
             abuf = self._workspace("a", mb * kp * cfg.mr * 4)
             self._pack(a.base_data, a_off, sam, sak, m, k, kp, abuf, cfg, "a")
         s, kc = self._split(mb, nb, k, cfg.ku)
-        bias_buf = bias.base_data if bias is not None else bp
+        bias_buf = bias.base_data if bias is not None else None  # NULL: no bias
         bias_off = bias_off if bias is not None else 0
+        act = _ACT_CODE[activation]
+        kern = self._gemm_kernel(cfg, pack_a, pack_b)
         if s == 1:
-            kern = self._gemm_kernel(cfg, pack_a, pack_b, activation, bias is not None, False)
             kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, b_off_k, ldb,
-                          out.base_data, c_off, ldc, alpha, beta, bias_buf, bias_off)
+                          out.base_data, c_off, ldc, alpha, beta, bias_buf, bias_off, act, 0)
             cl.enqueue_nd_range_kernel(self.queue, kern, (mb, nb), cfg.local_size())
         else:
             part = self._workspace("p", s * mb * cfg.mr * nb * cfg.nr * 4)
-            kern = self._gemm_kernel(cfg, pack_a, pack_b, "linear", False, True)
             kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, b_off_k, ldb, part, 0,
-                          0, alpha, beta, bp, 0)
+                          0, alpha, beta, None, 0, 0, 1)
             cl.enqueue_nd_range_kernel(self.queue, kern, (mb, nb, s), cfg.local_size(3))
-            epi = (f"-DACT={_ACT_CODE[activation]}", f"-DHAS_BIAS={int(bias is not None)}")
-            red = self._kern("gemm.cl", "gemm_splitk_reduce", epi, _REDUCE_ARGS)
+            red = self._kern("gemm.cl", "gemm_splitk_reduce", (), _REDUCE_ARGS)
             red.set_args(n, s, mb * cfg.mr, nb * cfg.nr, part, out.base_data, c_off, ldc,
-                         alpha, beta, bias_buf, bias_off)
+                         alpha, beta, bias_buf, bias_off, act)
             cl.enqueue_nd_range_kernel(self.queue, red, (m,), (1,))
         if activation == "softmax":
             sm_k = self._kern("gemm.cl", "gemm_softmax_rows", (), [None, _L, _I, _I])
