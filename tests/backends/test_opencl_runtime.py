@@ -86,7 +86,7 @@ def test_tuner_round_trip(be, cache_dir):
 
     b2 = fresh(be)
     cands = (GemmConfig(4, 16, 1, 4), GemmConfig(2, 8, 1, 2))
-    best = tune_gemm(b2, candidates=cands, shapes=((40, 50, 30),), repeats=1)
+    best = tune_gemm(b2, candidates=cands, shapes=((40, 50, 30),), budget=0.01)
     assert best in cands and b2.gemm_config == best
     assert cache_path() == cache_dir / "gemm_tuning.json"
     entry = load_cache()[device_key(b2)]
@@ -105,7 +105,7 @@ def test_tuner_round_trip(be, cache_dir):
     data = json.loads(cache_path().read_text())
     data["devices"]["other | device | 1.0"] = {"config": GemmConfig().as_dict()}
     cache_path().write_text(json.dumps(data))
-    tune_gemm(b2, candidates=cands[:1], shapes=((8, 8, 8),), repeats=1)
+    tune_gemm(b2, candidates=cands[:1], shapes=((8, 8, 8),), budget=0.01)
     assert set(load_cache()) == {key, "other | device | 1.0"}
 
 
@@ -147,3 +147,20 @@ def test_status_names():
 
     assert status_name(cl.status_code.BUILD_PROGRAM_FAILURE) == "CL_BUILD_PROGRAM_FAILURE"
     assert status_name(12345) == "status 12345"
+
+
+def test_env_var_tunes_on_first_use(be, cache_dir, monkeypatch):
+    """MAO_LAB_TUNE=1 and no cache entry: the first gemm runs the search and caches it."""
+    from mao_lab.backends.opencl import tuner
+
+    cand = tuner.GemmConfig(4, 16, 1, 4)
+    monkeypatch.setattr(tuner, "CPU_CANDIDATES", (cand,))
+    monkeypatch.setattr(tuner, "OTHER_CANDIDATES", (cand,))
+    monkeypatch.setattr(tuner, "TUNE_SHAPES", ((16, 40, 24),))
+    monkeypatch.setenv("MAO_LAB_TUNE", "1")
+    b2 = fresh(be)
+    got = b2.to_host(b2.gemm(b2.asarray(np.eye(4, dtype=np.float32)),
+                             b2.asarray(np.full((4, 3), 2.0, np.float32))))
+    np.testing.assert_array_equal(got, np.full((4, 3), 2.0))
+    assert b2.gemm_config == cand
+    assert tuner.load_cache()[tuner.device_key(b2)]["config"] == cand.as_dict()
