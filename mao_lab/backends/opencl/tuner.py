@@ -159,6 +159,7 @@ def gemm_config(backend) -> GemmConfig:
     if entry is not None:
         return GemmConfig(**entry["config"])
     if os.environ.get("MAO_LAB_TUNE", "").strip() not in ("", "0"):
+        backend.gemm_config = default_config(backend)  # what the search falls back to
         return tune_gemm(backend)
     return default_config(backend)
 
