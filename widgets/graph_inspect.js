@@ -39,6 +39,9 @@ function drawBars(values) {
 }
 
 function renderInspect(box, model) {
+  // A refresh while training runs must not wipe a sample index being typed: wait for it.
+  const active = document.activeElement;
+  if (active && box.contains(active) && active.classList.contains("mao-sample-index")) return;
   box.replaceChildren();
   const info = model.get("inspection") || {};
   if (!info.layer) return;
@@ -60,6 +63,7 @@ function renderInspect(box, model) {
   input.value = String(model.get("sample_index"));
   const commit = () => {
     const v = parseInt(input.value, 10);
+    input.blur();  // committed: let the refreshed inspection replace this panel
     if (Number.isFinite(v)) { model.set("sample_index", v); model.save_changes(); }
   };
   input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); commit(); } });

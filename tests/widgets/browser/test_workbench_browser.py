@@ -185,7 +185,16 @@ def test_inspector_shows_histograms_and_activations(lab_page):
     select(page, "f5")
     page.wait_for_function(f"() => document.querySelector('{GRAPH} .mao-inspect-title')"
                            "?.textContent === 'Inspect f5'", timeout=20_000)
-    assert page.locator(f"{GRAPH} .mao-act-bar").count() == 120
+    bars = page.locator(f"{GRAPH} .mao-act-bar")
+    assert bars.count() == 120
+    before = bars.evaluate_all("els => els.map((e) => e.getAttribute('height')).join()")
+    sample = page.locator(f"{GRAPH} .mao-sample-index")
+    sample.fill("3")
+    sample.press("Enter")  # another input sample: other activations
+    page.wait_for_function(
+        f"""(b) => [...document.querySelectorAll('{GRAPH} .mao-act-bar')]
+        .map((e) => e.getAttribute('height')).join() !== b""", arg=before, timeout=20_000)
+    assert page.locator(f"{GRAPH} .mao-sample-index").input_value() == "3"
 
 
 def test_stop_button_ends_training_cleanly(lab_page, img_dir):
