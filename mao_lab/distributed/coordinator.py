@@ -208,7 +208,7 @@ class Coordinator:
         finally:
             if self._unobserve:
                 self._unobserve()
-        self.cbs.call("on_train_end", {})
+            self.cbs.call("on_train_end", {})
         return {"batches": self.batches}
 
     def _epoch(self, epoch: int) -> tuple[dict | None, int]:

@@ -145,7 +145,7 @@ class TrainingHandle:
             try:
                 result = target()
             except BaseException as exc:  # noqa: BLE001 - surfaced by wait()
-                if not isinstance(exc, ClusterError | Exception):
+                if not isinstance(exc, Exception):  # e.g. SystemExit inside a callback
                     exc = ClusterError(f"training thread ended: {exc!r}")
                 self._finish(error=exc)
             else:

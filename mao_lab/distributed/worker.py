@@ -142,10 +142,18 @@ def _zeros_like_grads() -> list[np.ndarray]:
     return [np.zeros(s, np.float32) for s in shapes]
 
 
-def _publish(force: bool = False) -> dict[str, Any]:
-    """Publish this engine's windowed metrics at a bounded rate; returns them."""
+def _publish(force: bool = False, final: bool = False) -> dict[str, Any] | None:
+    """Publish this engine's windowed metrics at a bounded rate.
+
+    Metrics are only computed when published (at most every ``publish_every`` seconds, or
+    ``force``) or at the end of a round (``final``); returns them then, else None.
+    """
     now = time.perf_counter()
+    due = force or now - STATE["last_publish"] >= STATE["publish_every"]
+    if not (due or final):
+        return None
     w = STATE["window"]
+    proc = STATE["proc"]
     m = {
         "engine": STATE["engine"], "device": STATE["device"], "step": STATE["step"],
         "local_batch": STATE.get("batch", 0), "samples": w["n"],
@@ -153,15 +161,14 @@ def _publish(force: bool = False) -> dict[str, Any]:
         "compute_s": w["compute"] / max(w["steps"], 1), "comm_s": w["comm"] / max(w["steps"], 1),
         "wait_s": w["wait"] / max(w["steps"], 1),
         "loss": (w["loss"] / w["n"]) if w["n"] else None,
-        "cpu_percent": STATE["proc"].cpu_percent(None),
-        "rss": STATE["proc"].memory_info().rss, "mem_percent": STATE["proc"].memory_percent(),
-        "host": socket.gethostname(), "time": time.time(),
+        "cpu_percent": proc.cpu_percent(None), "rss": proc.memory_info().rss,
+        "mem_percent": proc.memory_percent(), "host": socket.gethostname(), "time": time.time(),
     }
     if w["n"] == 0 and "last_metrics" in STATE:  # an empty window: repeat the last figures
         m = dict(STATE["last_metrics"], cpu_percent=m["cpu_percent"], rss=m["rss"],
                  time=m["time"], step=m["step"])
     STATE["last_metrics"] = m
-    if force or now - STATE["last_publish"] >= STATE["publish_every"]:
+    if due:
         try:
             from ipyparallel.engine.datapub import publish_data
 
@@ -242,7 +249,7 @@ def run(msg: dict[str, Any]) -> dict[str, Any]:
         out["weights"] = [np.asarray(w) for w in model.get_weights()]
     if mode == "mpi" and msg.get("report_weights"):
         out["opt_state"] = optimizer_state()
-    out["metrics"] = _publish(force=False)
+    out["metrics"] = _publish(final=True)
     return out
 
 
