@@ -15,6 +15,8 @@ from .ops_launch import f32, i32
 
 _ACT = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 _ALGOS = ("auto", "direct", "im2col")
+_DIRECT_MAX_TAPS = 2304  # input channels x kernel taps summed per output (256 x 3x3)
+_FILTER_MAX_TAPS = 256
 
 
 def _ceil(a: int, b: int) -> int:
@@ -45,13 +47,14 @@ class ConvMixin:
             return "im2col"
         if algo != "auto":
             return algo
-        # Thin GEMMs (few filters or few input taps) lose to the direct kernels; measured
-        # by benchmarks/conv.py, see docs/bench-conv.md.
-        if pass_ == "forward":
-            return "direct" if c * kh * kw <= 256 else "im2col"
-        if pass_ == "data":
-            return "direct" if f * kh * kw <= 256 else "im2col"
-        return "direct" if c * kh * kw <= 256 else "im2col"
+        # The direct kernels beat im2col + GEMM at the stride-1 shapes benchmarks/conv.py
+        # measures (docs/bench-conv.md): im2col writes KH*KW copies of x and its GEMMs are
+        # thin. The filter-gradient kernel does one load per FMA, so the GEMM takes over
+        # earlier there (32->64 3x3 already); very deep inputs keep the GEMM everywhere.
+        if pass_ == "filter":
+            return "direct" if c * kh * kw <= _FILTER_MAX_TAPS else "im2col"
+        taps = (f if pass_ == "data" else c) * kh * kw
+        return "direct" if taps <= _DIRECT_MAX_TAPS else "im2col"
 
     # ---- shared pieces --------------------------------------------------------------------
     def _pad(self, src, n, h, w, hp, wp, pt, pl, slot):
