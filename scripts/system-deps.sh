@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=()
 [ -x /usr/bin/chromium ] || pkgs+=(chromium)
+[ -x /usr/sbin/sshd ] || pkgs+=(openssh-server)  # tests/deploy: SSH profile to localhost
 [ ${#pkgs[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
   echo "system-deps: missing ${pkgs[*]}; install them (apt-get install ${pkgs[*]})" >&2

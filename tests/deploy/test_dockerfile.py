@@ -100,3 +100,11 @@ def test_entrypoint_scripts_are_valid_shell_and_say_how_to_use_them():
     out = subprocess.run(["bash", str(script), "engine"], capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin"})
     assert out.returncode == 2 and "IPP_CONNECTION_INFO is empty" in out.stderr
+
+
+def test_local_pod_stand_in_uses_the_images_environment():
+    from deploy_helpers import IMAGE_ENV
+
+    env_text = " ".join(a for i, a in _instructions() if i == "ENV")
+    for name, value in IMAGE_ENV.items():
+        assert f"{name}={value}" in env_text, name
