@@ -83,12 +83,14 @@ def pin(cluster, cores: dict[int, int]) -> None:
         cluster.client[e].apply_sync(_pin_process, core)
 
 
-def standalone(cluster, build, x, y, batch: int, seconds: float) -> dict[int, float]:
+def standalone(cluster, build, x, y, batch: int, seconds: float,
+               slowdown: dict[int, float] | None = None) -> dict[int, float]:
     """Each engine trains alone, all at the same time (same contention as together)."""
     msg = model_message(build())
     n = len(x)
     for e in cluster.ids:
-        cluster.client[e].apply_sync(worker.setup, {"model": msg, "n_samples": n, "engine": e})
+        cluster.client[e].apply_sync(worker.setup, {
+            "model": msg, "n_samples": n, "engine": e, "slowdown": (slowdown or {}).get(e)})
         idx = np.arange(n)
         cluster.client[e].apply_sync(worker.add_rows, idx, {"x": x, "y": y})
     ars = {e: cluster.client[e].apply_async(worker.calibrate, batch, seconds)
@@ -108,14 +110,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples and epochs")
     ap.add_argument("--markdown", help="also write the tables to this file")
+    ap.add_argument("--only", choices=("all", "scaling", "hetero"), default="all",
+                    help="run one part: scaling (+ sync overhead, OpenCL pair) or hetero")
     args = ap.parse_args()
     n, epochs, gbs = (1024, 3, 64) if args.quick else (2048, 4, 64)
     x, y = load_mnist_sample().split([n / 5000, 1 - n / 5000], seed=0)[0].numpy()
     x, y = x[:n], y[:n]
-    lenet = lambda: zoo.lenet5(seed=0)  # noqa: E731
     out = []
+    if args.only in ("all", "scaling"):
+        out += scaling(x, y, n, epochs, gbs)
+    if args.only in ("all", "hetero"):
+        out += hetero(x, y, epochs, gbs, 2.0 if args.quick else 4.0)
+    text = "\n".join(out)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as fh:
+            fh.write(text)
 
-    # 1. scaling --------------------------------------------------------------------------
+
+def lenet():
+    return zoo.lenet5(seed=0)
+
+
+def scaling(x, y, n: int, epochs: int, gbs: int) -> list[str]:
+    """Tables 1 and 3 (and the numpy + OpenCL pair), sharing two clusters."""
+    out = []
     rows = []
     base = single_process(lenet, x, y, gbs, epochs)
     rows.append(["one process (1 thread)", f"{base:.0f}", "1.00"])
@@ -157,34 +176,49 @@ def main() -> None:
                               f"{comm * 1e3:.2f}"])
     out.append(table(f"Scaling: LeNet-5, {n} MNIST digits, global batch {gbs}, samples/s",
                      ["configuration", "samples/s", "vs one process"], rows))
-
-    # 2. heterogeneity ----------------------------------------------------------------------
-    het = []
-    with Cluster.local(n=3, mpi=True) as c3:
-        ranks = {e.id: e.mpi_rank for e in c3.inventory()}
-        order = sorted(c3.ids, key=lambda e: ranks[e])
-        pin(c3, {order[0]: 0, order[1]: 1, order[2]: 1})
-        alone = standalone(c3, lenet, x, y, 32, 4.0 if not args.quick else 2.0)
-        total = sum(alone.values())
-        het.append(["standalone sum (same pinning)", f"{total:.0f}", "1.00",
-                    " : ".join(f"{alone[e] / max(alone.values()):.2f}" for e in order)])
-        for bal in ("equal", "speed"):
-            r, snap = cluster_rate(lenet, c3, x, y, gbs * 3 // 2, epochs + 2, skip=2,
-                                   balance=bal)
-            shares = " : ".join(f"{snap['shares'][e]:.2f}" for e in order)
-            het.append([f"balance={bal!r}", f"{r:.0f}", f"{r / total:.2f}", shares])
-    out.append(table("Heterogeneity: 3 MPI engines pinned to cores 0, 1, 1 (LeNet-5)",
-                     ["configuration", "samples/s", "efficiency", "speeds / shares"], het))
     if ocl:
         out.append(table("numpy engine + OpenCL engine (LeNet-5, PS)",
                          ["configuration", "samples/s", "shares"], ocl))
     out.append(table("Sync overhead per step (2 engines, 1 sample each)",
                      ["model", "params", "strategy", "ms per step"], sync_rows))
-    text = "\n".join(out)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as fh:
-            fh.write(text)
+    return out
+
+
+def hetero(x, y, epochs: int, gbs: int, seconds: float) -> list[str]:
+    """Table 2: three MPI engines made unequal by CPU pinning, then by ``slowdown``."""
+    out = []
+    with Cluster.local(n=3, mpi=True) as c3:
+        ranks = {e.id: e.mpi_rank for e in c3.inventory()}
+        order = sorted(c3.ids, key=lambda e: ranks[e])
+        for title, cores, slow in (
+                ("pinned to cores 0, 1, 1", {order[0]: 0, order[1]: 1, order[2]: 1}, None),
+                ("unpinned, slowdown 1, 2, 2 (simulated)", {e: None for e in order},
+                 {order[1]: 2.0, order[2]: 2.0})):
+            if any(c is not None for c in cores.values()):
+                pin(c3, cores)
+            else:
+                for e in order:
+                    c3.client[e].apply_sync(_unpin)
+            alone = standalone(c3, lenet, x, y, gbs // 2, seconds, slow)
+            total = sum(alone.values())
+            het = [["standalone sum (same setting, all at once)", f"{total:.0f}", "1.00",
+                    " : ".join(f"{alone[e] / max(alone.values()):.2f}" for e in order)]]
+            for bal in ("equal", "speed"):
+                r, snap = cluster_rate(lenet, c3, x, y, gbs * 3 // 2, epochs + 2, skip=2,
+                                       balance=bal, slowdown=slow)
+                shares = " : ".join(f"{snap['shares'][e]:.2f}" for e in order)
+                het.append([f"balance={bal!r}", f"{r:.0f}", f"{r / total:.2f}", shares])
+            out.append(table(f"Heterogeneity: 3 MPI engines, {title} (LeNet-5)",
+                             ["configuration", "samples/s", "efficiency", "speeds / shares"],
+                             het))
+    return out
+
+
+def _unpin() -> None:
+    import os
+
+    for t in os.listdir("/proc/self/task"):
+        os.sched_setaffinity(int(t), set(range(os.cpu_count() or 1)))
 
 
 def _inputs_for(model, n: int) -> tuple[np.ndarray, np.ndarray]:
