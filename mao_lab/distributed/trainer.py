@@ -169,6 +169,10 @@ class DataParallel:
                               "their own rows in a seeded order")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ConfigError(f"epochs must be an integer >= 1; received {epochs!r}")
+        active = getattr(self.cluster, "_active_fit", None)
+        if active is not None and not active.done:
+            raise ClusterError(f"a fit is already running on this cluster ({active!r}); "
+                               "call its stop() and wait() first")
         gbs = self.global_batch_size or batch_size or 32
         source = Source(x, y)
         if len(source) < len(self.cluster.ids):
@@ -186,6 +190,7 @@ class DataParallel:
             cbs.insert(0, _Validation(self.model, validation_data))
         cl = CallbackList(cbs, self.model)
         handle = self.handle = TrainingHandle()
+        self.cluster._active_fit = handle
         if start:
             handle.history.update({k: list(v) for k, v in start.get("history", {}).items()})
         ckpt = None

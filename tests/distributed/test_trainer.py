@@ -91,6 +91,8 @@ def test_non_blocking_fit_live_metrics_edit_and_stop(cluster2, iris):
     deadline = time.monotonic() + 60
     while handle.progress["step"] < 5 and time.monotonic() < deadline:
         time.sleep(0.05)
+    with pytest.raises(ClusterError, match="a fit is already running on this cluster"):
+        DataParallel(iris_model(), cluster2, strategy="ps").fit(x, y)
     model.edit(0, units=24)  # a live edit on the client's model
     while (not handle.edits or handle.edits[0]["applied_step"] is None) and \
             time.monotonic() < deadline:
