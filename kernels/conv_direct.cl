@@ -1,11 +1,15 @@
 // Direct convolution for small channel counts (LeNet-sized), stride 1: forward
 // (+bias+activation; backward data is this forward on padded dy with flipped weights) and
 // backward filter. CPU-shaped: no local memory, no barriers; the host zero-pads inputs so
-// the inner loops are unchecked unaligned float8 loads; FB filters x 8 columns in registers.
-// Defines: C F KH KW FB ACT HAS_BIAS.
+// the inner loops are unchecked unaligned float8 loads; R rows x FB filters x 8 columns
+// stay in registers.
+// Defines: C F KH KW FB R ACT HAS_BIAS.
 
 #ifndef FB
 #define FB 1
+#endif
+#ifndef R
+#define R 2
 #endif
 #ifndef ACT
 #define ACT 0
@@ -30,23 +34,26 @@ typedef float8 __attribute__((aligned(4))) float8u;
 #define ACTIVATE(v) (v)
 #endif
 
-// y[b, f, oh, :] for f in f0..f0+FB-1 over all columns, 8 at a time; xp: zero-padded x
-// (B, C, Hp, Wp) with Wp >= ceil(OW/8)*8 + KW - 1; w: (F, C, KH, KW); global (OH, B*F/FB)
+// y[b, f, oh0..oh0+R-1, :] for f in f0..f0+FB-1, 8 columns at a time (each weight load
+// feeds R rows); xp: zero-padded x (B, C, Hp, Wp) with Wp >= ceil(OW/8)*8 + KW - 1 and rows
+// for ceil(OH/R)*R outputs; w: (F, C, KH, KW); global (ceil(OH/R), B*F/FB)
 __kernel void conv2d_forward_direct(__global const float *restrict xp,
                                     __global const float *restrict w,
                                     __global const float *restrict bias,
                                     __global float *restrict y, const int Hp, const int Wp,
                                     const int OH, const int OW, const int SH) {
-  const int oh = get_global_id(0);
+  const int oh0 = get_global_id(0) * R;
   const int b = get_global_id(1) / (F / FB);
   const int f0 = (get_global_id(1) % (F / FB)) * FB;
-  if (oh >= OH) return;
+  if (oh0 >= OH) return;
   __global const float *wf = w + f0 * C * KK;
-  __global const float *xb = xp + (size_t)b * C * Hp * Wp + (size_t)oh * SH * Wp;
+  __global const float *xb = xp + (size_t)b * C * Hp * Wp + (size_t)oh0 * SH * Wp;
   for (int ow0 = 0; ow0 < OW; ow0 += 8) {
-    float8 acc[FB];
+    float8 acc[R][FB];
 #pragma unroll
-    for (int f = 0; f < FB; ++f) acc[f] = (float8)(0.0f);
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int f = 0; f < FB; ++f) acc[r][f] = (float8)(0.0f);
     for (int c = 0; c < C; ++c) {
 #pragma unroll
       for (int i = 0; i < KH; ++i) {
@@ -54,26 +61,36 @@ __kernel void conv2d_forward_direct(__global const float *restrict xp,
         __global const float *wr = wf + (c * KH + i) * KW;
 #pragma unroll
         for (int j = 0; j < KW; ++j) {
-          const float8 xv = LOAD8(row + j);
+          float8 xv[R];
 #pragma unroll
-          for (int f = 0; f < FB; ++f) acc[f] = wr[f * C * KK + j] * xv + acc[f];
+          for (int r = 0; r < R; ++r) xv[r] = LOAD8(row + r * SH * Wp + j);
+#pragma unroll
+          for (int f = 0; f < FB; ++f) {
+            const float wv = wr[f * C * KK + j];
+#pragma unroll
+            for (int r = 0; r < R; ++r) acc[r][f] = wv * xv[r] + acc[r][f];
+          }
         }
       }
     }
 #pragma unroll
-    for (int f = 0; f < FB; ++f) {
-      float8 v = acc[f];
+    for (int r = 0; r < R; ++r) {
+      if (oh0 + r >= OH) break;
+#pragma unroll
+      for (int f = 0; f < FB; ++f) {
+        float8 v = acc[r][f];
 #if HAS_BIAS
-      v += bias[f0 + f];
+        v += bias[f0 + f];
 #endif
-      v = ACTIVATE(v);
-      __global float *dst = y + (((size_t)b * F + f0 + f) * OH + oh) * OW + ow0;
-      if (ow0 + 8 <= OW) {
-        STORE8(dst, v);
-      } else {
-        union { float8 v; float a[8]; } t;
-        t.v = v;
-        for (int l = 0; l < OW - ow0; ++l) dst[l] = t.a[l];
+        v = ACTIVATE(v);
+        __global float *dst = y + (((size_t)b * F + f0 + f) * OH + oh0 + r) * OW + ow0;
+        if (ow0 + 8 <= OW) {
+          STORE8(dst, v);
+        } else {
+          union { float8 v; float a[8]; } t;
+          t.v = v;
+          for (int l = 0; l < OW - ow0; ++l) dst[l] = t.a[l];
+        }
       }
     }
   }

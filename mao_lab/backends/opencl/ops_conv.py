@@ -23,6 +23,14 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
+_ROWS = 2  # output rows per work-item of the direct forward (each weight load feeds both)
+
+
+def _rows_needed(oh: int, sh: int, kh: int) -> int:
+    """Input rows the direct forward reads for ``oh`` outputs (whole groups of _ROWS)."""
+    return (_ceil(oh, _ROWS) * _ROWS - 1) * sh + kh
+
+
 def _fb(f: int) -> int:
     """Filters per work-item of the direct forward: the largest divisor of f up to 8."""
     return max(d for d in range(1, 9) if f % d == 0)
@@ -68,16 +76,19 @@ class ConvMixin:
         """The direct forward kernel on an already padded input."""
         fb = _fb(f)
         opts = (f"-DC={c}", f"-DF={f}", f"-DKH={kh}", f"-DKW={kw}", f"-DFB={fb}",
-                f"-DACT={act}", f"-DHAS_BIAS={int(bias is not None)}")
+                f"-DR={_ROWS}", f"-DACT={act}", f"-DHAS_BIAS={int(bias is not None)}")
         b = y.shape[0]
-        self._launch("conv_direct.cl", "conv2d_forward_direct", (oh, b * (f // fb)), (1, 1),
+        self._launch("conv_direct.cl", "conv2d_forward_direct",
+                     (_ceil(oh, _ROWS), b * (f // fb)), (1, 1),
                      (xp, w, w if bias is None else bias, y, *map(i32, (hp, wp, oh, ow, sh))),
                      opts)
 
-    def _pad_x(self, x, b, c, h, w, padding, ow, kw):
-        """x zero-padded for the direct kernels: every 8-wide load stays inside a row."""
+    def _pad_x(self, x, b, c, h, w, padding, oh, ow, sh, kh, kw):
+        """x zero-padded for the direct kernels: every 8-wide load stays inside a row and
+        every row a work-item reads exists."""
         pt, pb, pl, pr = padding
-        hp, wp = h + pt + pb, max(w + pl + pr, _ceil(ow, 8) * 8 + kw - 1)
+        hp = max(h + pt + pb, _rows_needed(oh, sh, kh))
+        wp = max(w + pl + pr, _ceil(ow, 8) * 8 + kw - 1)
         if (hp, wp) == (h, w):
             return x, hp, wp
         return self._pad(x, b * c, h, w, hp, wp, pt, pl, "conv_xp"), hp, wp
@@ -110,7 +121,7 @@ class ConvMixin:
         act = _ACT.get(activation, 0)  # softmax runs after, over the last axis like numpy
         y = self.empty((b, f, oh, ow))
         if self._conv_algo(c, f, kh, kw, st, pad, "forward") == "direct":
-            xp, hp, wp = self._pad_x(x, b, c, h, wd, pad, ow, kw)
+            xp, hp, wp = self._pad_x(x, b, c, h, wd, pad, oh, ow, st[0], kh, kw)
             self._direct(xp, w, bias, y, c, f, kh, kw, hp, wp, oh, ow, st[0], act)
         else:
             cols = self._im2col(x, b, c, h, wd, kh, kw, *st, pad[0], pad[2], oh, ow)
@@ -138,7 +149,7 @@ class ConvMixin:
             self._launch1("conv.cl", "conv2d_flip_weights", f * c * kh * kw,
                           (w, wf, i32(f), i32(c), i32(kh), i32(kw)))
             pt, pl = kh - 1 - pad[0], kw - 1 - pad[2]
-            hd = oh + pt + kh - 1 - pad[1]
+            hd = max(oh + pt + kh - 1 - pad[1], _rows_needed(h, 1, kh))
             wdd = max(ow + pl + kw - 1 - pad[3], _ceil(wd, 8) * 8 + kw - 1)
             dyp = self._pad(dy, b * f, oh, ow, hd, wdd, pt, pl, "conv_dyp")
             self._direct(dyp, wf, None, dx, f, c, kh, kw, hd, wdd, h, wd, 1, 0)
@@ -165,7 +176,7 @@ class ConvMixin:
             beta = 0.0
         dw = self._out(out, (f, c, kh, kw), "out", op)
         if self._conv_algo(c, f, kh, kw, st, pad, "filter") == "direct":
-            xp, hp, wp = self._pad_x(x, b, c, h, wd, pad, ow, kw)
+            xp, hp, wp = self._pad_x(x, b, c, h, wd, pad, oh, ow, st[0], kh, kw)
             owp = _ceil(ow, 8) * 8
             dyp = dy if owp == ow else self._pad(dy, b * f, oh, ow, oh, owp, 0, 0, "conv_dyp")
             self._launch("conv_direct.cl", "conv2d_backward_filter_direct", (kh, c, f),
