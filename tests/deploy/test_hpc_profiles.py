@@ -115,7 +115,8 @@ def _ipcluster(profile_dir: Path, *args: str, env: dict | None = None, timeout: 
     with open(log, "ab") as fh:
         proc = subprocess.Popen([str(BIN / "ipcluster"), *args, f"--profile-dir={profile_dir}"],
                                 stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
+                                env={**os.environ, **(env or {})}, start_new_session=True,
+                                cwd=profile_dir)  # batch scripts land in the working dir
     try:
         rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -271,3 +272,29 @@ def _dense_predict(x):
 
     m = Sequential([Dense(3, activation="tanh")], input_shape=(4,), seed=0)
     return m.predict(x), m.get_weights()
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(300)
+def test_slurm_profile_heterogeneous_job_runs_with_local_stand_ins(profile_copy, tmp_path):
+    """sbatch/srun/scancel stand-ins (tests/deploy/slurm_shims) run the job the profile writes
+    on this machine: one engine per component, each on its component's device."""
+    prof = profile_copy("profile_mao_slurm")
+    pools = [{"partition": "cpu", "engines": 1, "device": "numpy"},
+             {"partition": "gpu", "engines": 1, "device": "opencl"}]
+    (tmp_path / "pools.json").write_text(json.dumps(pools))
+    shims = Path(__file__).resolve().parent / "slurm_shims"
+    env = {"MAO_SLURM_POOLS": str(tmp_path / "pools.json"), "MAO_CONTROLLER_IP": "127.0.0.1",
+           "PATH": f"{shims}{os.pathsep}{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    out = _ipcluster(prof, "start", "-n", "2", "--daemonize", env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    cluster = None
+    try:
+        cluster = _connect(prof, 2)
+        assert sorted(cluster.client[:].apply_sync(_engine_device)) == ["numpy", "opencl:0:0"]
+        (script,) = prof.rglob("slurm_engine.sbatch")
+        assert "#SBATCH hetjob" in script.read_text()
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        _ipcluster(prof, "stop", env=env, timeout=60)  # scancel ends the job's processes
