@@ -35,14 +35,15 @@ def _layer(name: str, n_in: int, n_out: int, rows: int = B) -> list[tuple]:
 
 MLP = _layer("mlp 784-300", 784, 300) + _layer("mlp 300-10", 300, 10)
 # LeNet-5 on 28x28: conv1 6@5x5 pad 2 (28x28 out), conv2 16@5x5 (10x10 out), then
-# 400-120-84-10; im2col GEMMs as in the numpy reference: cols (B*OH*OW, C*KH*KW) @ W^T.
+# 400-120-84-10; im2col GEMMs as the OpenCL backend runs them: forward cols (B*OH*OW,
+# C*KH*KW) @ W^T, data gradient dY (B*OH*OW, F) @ W, filter gradient dY (F, B*OH*OW) @ cols.
 P1, P2 = B * 28 * 28, B * 10 * 10
 LENET = [
     ("lenet conv1 fwd cols@W^T", P1, 6, 25, False, True),
-    ("lenet conv1 dW dY^T@cols", 6, 25, P1, True, False),
+    ("lenet conv1 dW dY@cols", 6, 25, P1, False, False),
     ("lenet conv2 fwd cols@W^T", P2, 16, 150, False, True),
     ("lenet conv2 dX dY@W", P2, 150, 16, False, False),
-    ("lenet conv2 dW dY^T@cols", 16, 150, P2, True, False),
+    ("lenet conv2 dW dY@cols", 16, 150, P2, False, False),
 ] + _layer("lenet 400-120", 400, 120) + _layer("lenet 120-84", 120, 84) \
   + _layer("lenet 84-10", 84, 10)
 GROUPS = {"MLP 784-300-10 step": MLP, "LeNet-5 step": LENET}
@@ -214,7 +215,10 @@ def report(runs: list[dict]) -> str:
 
 
 def _cfg(c: dict) -> str:
-    return f"{c['mr']}x{c['vw'] * c['nv']} (float{c['vw']} x{c['nv']}, K unroll {c['ku']})"
+    extra = ("" if c.get("local1", True) else ", driver work-groups") \
+        + (", A packed" if c.get("pack_a") else "")
+    return (f"{c['mr']}x{c['vw'] * c['nv']} (float{c['vw']} x{c['nv']}, K unroll {c['ku']}"
+            f"{extra})")
 
 
 def main(argv=None) -> int:

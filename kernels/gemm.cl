@@ -63,7 +63,7 @@ typedef VTYPE __attribute__((aligned(4))) VTYPE_U;
 // A: op(A)[m, k] = A[a_off + m * sam + k * sak] (A_PACKED: panels (ceil(M/MR), Kp, MR)).
 // Bp: (ceil(N/NR), Kp, NR) column panels (B_PACKED) or op(B)[k, n] = Bp[b_off + k*ldb + n];
 // then the last panel is shifted left to end at N and writes only its own columns.
-// Work-item (i, j, s) covers k in [s*kc, s*kc+kc).
+// Work-item (i, j, s) covers row blocks [i*rb, i*rb+rb) and k in [s*kc, s*kc+kc).
 // C: (M, N) at C[c_off + m * ldc + n]; with split != 0 the raw partial blocks go to
 // C = P[s][ib*MR + r][jb*NR + c] for gemm_splitk_reduce instead.
 __kernel void gemm(const int M, const int N, const int K, const int Kp, const int kc,
@@ -73,9 +73,12 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
                    __global float *restrict C, const long c_off, const int ldc,
                    const float alpha, const float beta,
                    __global const float *restrict bias, const long bias_off, const int act,
-                   const int split) {
-  const int ib = get_global_id(0);
+                   const int split, const int rb) {
   const int jb = get_global_id(1);
+  const int mb = (M + MR - 1) / MR;
+  const int ib_end = min(mb, (int)get_global_id(0) * rb + rb);
+  // rb consecutive row blocks per work-item: short-K products amortize the launch of each
+  for (int ib = get_global_id(0) * rb; ib < ib_end; ++ib) {
   const int k0 = get_global_id(2) * kc;
   const int k1 = min(K, k0 + kc);
   const int lo = jb * NR; // first column this work-item writes
@@ -127,12 +130,12 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
 
   if (split) {
     const int ldp = get_global_size(1) * NR;
-    __global float *p = C + ((size_t)get_global_id(2) * get_global_size(0) * MR + row0) * ldp;
+    __global float *p = C + ((size_t)get_global_id(2) * mb * MR + row0) * ldp;
 #pragma unroll
     for (int r = 0; r < MR; ++r)
 #pragma unroll
       for (int v = 0; v < NV; ++v) USTORE(acc[r][v], p + (size_t)r * ldp + col0 + v * VW);
-    return;
+    continue;
   }
 #pragma unroll
   for (int r = 0; r < MR; ++r) {
@@ -163,6 +166,7 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
       }
     }
   }
+} // row blocks
 }
 
 // Sums the S partial blocks of a split-K gemm (P: (S, Mpad, ldp)) and applies the epilogue

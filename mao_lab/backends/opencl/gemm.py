@@ -24,8 +24,9 @@ _F32 = np.dtype(np.float32)
 _KC = 32  # k per packing work-item, as KC in kernels/gemm_pack.cl
 _I, _L, _F = np.int32, np.int64, np.float32
 _GEMM_ARGS = [_I, _I, _I, _I, _I, None, _L, _L, _L, None, _L, _I, None, _L, _I, _F, _F, None,
-              _L, _I, _I]
-_SMALL_B = 1 << 16  # elements: a B this small is read in place (it stays in cache)
+              _L, _I, _I, _I]
+_WI_WORK = 1 << 16  # multiply-adds a work-item should do at least (launch cost per item)
+_SMALL_B = 1 << 14  # elements: a B this small is read in place (it stays in L1/L2)
 _REDUCE_ARGS = [_I, _I, _I, _I, None, None, _L, _I, _F, _F, None, _L, _I]
 _PACK_ARGS = [None, _L, _L, _L, _I, _I, _I, None]
 
@@ -155,6 +156,14 @@ class GemmMixin:
         C.check_ndim("b", b, 2, "pack_b")
         return PackedB(self, b, trans_b)
 
+    def _row_blocks(self, mb: int, nb: int, block_work: int) -> int:
+        """Row blocks per work-item: ~64 Ki multiply-adds each, keeping >= 8 per unit."""
+        cu = max(1, int(self.info.compute_units))
+        rb = min(8, max(1, _WI_WORK // block_work))
+        while rb > 1 and -(-mb // rb) * nb < 8 * cu:
+            rb //= 2
+        return rb
+
     def _split(self, mb: int, nb: int, k: int, ku: int) -> tuple[int, int]:
         """(S, kc): split K in S chunks of kc when the C grid alone cannot fill the device."""
         cu = max(1, int(self.info.compute_units))
@@ -243,13 +252,15 @@ class GemmMixin:
         act = _ACT_CODE[activation]
         kern = self._gemm_kernel(cfg, pack_a, pack_b)
         if s == 1:
+            rb = self._row_blocks(mb, nb, cfg.mr * cfg.nr * max(k, 1))
             kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, b_off_k, ldb,
-                          out.base_data, c_off, ldc, alpha, beta, bias_buf, bias_off, act, 0)
-            cl.enqueue_nd_range_kernel(self.queue, kern, (mb, nb), cfg.local_size())
+                          out.base_data, c_off, ldc, alpha, beta, bias_buf, bias_off, act, 0,
+                          rb)
+            cl.enqueue_nd_range_kernel(self.queue, kern, (-(-mb // rb), nb), cfg.local_size())
         else:
             part = self._workspace("p", s * mb * cfg.mr * nb * cfg.nr * 4)
             kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, b_off_k, ldb, part, 0,
-                          0, alpha, beta, None, 0, 0, 1)
+                          0, alpha, beta, None, 0, 0, 1, 1)
             cl.enqueue_nd_range_kernel(self.queue, kern, (mb, nb, s), cfg.local_size(3))
             red = self._kern("gemm.cl", "gemm_splitk_reduce", (), _REDUCE_ARGS)
             red.set_args(n, s, mb * cfg.mr, nb * cfg.nr, part, out.base_data, c_off, ldc,

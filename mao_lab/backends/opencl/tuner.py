@@ -79,7 +79,6 @@ CPU_CANDIDATES = (
     CPU_DEFAULT, GemmConfig(6, 16, 4, 4), GemmConfig(4, 16, 4, 4), GemmConfig(12, 16, 2, 4),
     GemmConfig(8, 16, 2, 2), GemmConfig(8, 16, 2, 8), GemmConfig(8, 8, 4, 4),
     GemmConfig(4, 16, 2, 4), GemmConfig(8, 16, 1, 4), GemmConfig(8, 16, 2, 4, False),
-    GemmConfig(8, 16, 2, 4, True, True),
 )
 MARGIN = 1.03  # a candidate must beat the default by 3% (timings on shared machines jitter)
 OTHER_CANDIDATES = (
