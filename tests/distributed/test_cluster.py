@@ -74,3 +74,32 @@ def test_subset_trains_on_some_engines_and_stops_nothing(cluster2):
     assert cluster2.size == 2
     with pytest.raises(ClusterError, match="subset: expected a non-empty list"):
         cluster2.subset([99])
+
+
+def test_an_engine_without_mao_lab_is_named(cluster2, tmp_path):
+    # an engine where `import mao_lab` fails, as on a machine without it
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoMaoLab:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'mao_lab':\n"
+        "            raise ImportError('mao_lab is not installed here')\n"
+        "sys.meta_path.insert(0, _NoMaoLab())\n")
+    ipc, client = cluster2.ipp_cluster, cluster2.client
+    before = set(client.ids)
+    env = {"PYTHONPATH": str(tmp_path), "OPENBLAS_NUM_THREADS": "1"}
+    es = ipc.start_engines_sync(1, environment=env)
+    try:
+        client.wait_for_engines(len(before) + 1, timeout=60)
+        (new,) = set(client.ids) - before
+        with pytest.raises(ClusterError, match=rf"engine {new} \(host .*pid \d+\) cannot "
+                                               r"import mao_lab: ImportError: mao_lab is not"):
+            cluster2.inventory(refresh=True)
+    finally:
+        ipc.stop_engines_sync(es)
+        import time
+
+        deadline = time.monotonic() + 30
+        while set(client.ids) != before and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert set(cluster2.ids) == before and len(cluster2.inventory(refresh=True)) == 2
