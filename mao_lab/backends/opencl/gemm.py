@@ -1,9 +1,10 @@
 """GemmMixin: the OpenCL backend's ``gemm`` (packing, register-blocked kernel, epilogue).
 
 B is packed into column panels (kernels/gemm_pack.cl), which absorbs transposes, strided
-views and offsets; A is read in place with any strides (or packed, if the tuned config
-says so). Narrow outputs get a narrow register block, long-K/small-C products split K.
-``pack_b`` keeps a packed right operand (weights) across calls.
+views and offsets (a tiny row-major B is read in place). A is read in place through its
+strides, and packed into row panels only when its k-stride is long. Narrow outputs get a
+narrow register block, short-K products several row blocks per work-item, long-K/small-C
+products split K. ``pack_b`` keeps a packed right operand (weights) across calls.
 """
 
 from __future__ import annotations
