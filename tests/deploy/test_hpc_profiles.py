@@ -169,11 +169,11 @@ def test_mpi_profile_runs_engines_that_allreduce_and_train(profile_copy):
         x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
         model = Sequential([Dense(16, activation="tanh"), Dense(3, activation="softmax")],
                            input_shape=(4,), seed=1)
-        model.compile(optimizer=SGD(learning_rate=0.1, momentum=0.9),
+        model.compile(optimizer=SGD(learning_rate=0.2, momentum=0.9),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        hist = model.fit(x, y, batch_size=30, epochs=6, seed=0, cluster=cluster, verbose=0,
+        hist = model.fit(x, y, batch_size=30, epochs=4, seed=0, cluster=cluster, verbose=0,
                          engine_timeout=120.0)
-        assert hist.history["samples"] == [150] * 6
+        assert hist.history["samples"] == [150] * 4
         assert model.evaluate(x, y)["accuracy"] >= 0.9
     finally:
         if cluster is not None:
