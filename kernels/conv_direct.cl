@@ -96,9 +96,10 @@ __kernel void conv2d_forward_direct(__global const float *restrict xp,
   }
 }
 
-// dw[f, c, i, :] = sum over b, oh, ow of dy[b, f, oh, ow] * x[b, c, oh*SH + i, ow + j], then
-// dw = sum + beta * dw. xp: zero-padded x (B, C, Hp, Wp); dyp: dy with rows zero-padded to
-// OWp = ceil(OW/8)*8 columns (B, F, OH, OWp); global (KH, C, F)
+// dw[f, c, i, :] = sum over b, oh, ow of dy[b, f, oh, ow] * x[b, c, oh*SH + i, ow + j] for
+// f in f0..f0+FB-1 (each x load feeds FB filters), then dw = sum + beta * dw. xp: zero-padded
+// x (B, C, Hp, Wp); dyp: dy with rows zero-padded to OWp = ceil(OW/8)*8 columns
+// (B, F, OH, OWp); global (KH, C, F/FB)
 __kernel void conv2d_backward_filter_direct(__global const float *restrict dyp,
                                             __global const float *restrict xp,
                                             __global float *restrict dw, const int B,
@@ -106,27 +107,39 @@ __kernel void conv2d_backward_filter_direct(__global const float *restrict dyp,
                                             const int OWp, const int SH, const float beta) {
   const int i = get_global_id(0);
   const int c = get_global_id(1);
-  const int f = get_global_id(2);
-  if (i >= KH || c >= C || f >= F) return;
-  float8 acc[KW];
+  const int f0 = get_global_id(2) * FB;
+  if (i >= KH || c >= C || f0 >= F) return;
+  float8 acc[FB][KW];
 #pragma unroll
-  for (int j = 0; j < KW; ++j) acc[j] = (float8)(0.0f);
+  for (int q = 0; q < FB; ++q)
+#pragma unroll
+    for (int j = 0; j < KW; ++j) acc[q][j] = (float8)(0.0f);
+  const size_t plane = (size_t)OH * OWp;
   for (int b = 0; b < B; ++b) {
-    __global const float *dyr = dyp + ((size_t)b * F + f) * OH * OWp;
+    __global const float *dyr = dyp + ((size_t)b * F + f0) * plane;
     __global const float *xr = xp + (((size_t)b * C + c) * Hp + i) * Wp;
     for (int oh = 0; oh < OH; ++oh, dyr += OWp, xr += SH * Wp) {
       for (int ow0 = 0; ow0 < OWp; ow0 += 8) {
-        const float8 dv = LOAD8(dyr + ow0);
+        float8 dv[FB];
 #pragma unroll
-        for (int j = 0; j < KW; ++j) acc[j] = dv * LOAD8(xr + ow0 + j) + acc[j];
+        for (int q = 0; q < FB; ++q) dv[q] = LOAD8(dyr + q * plane + ow0);
+#pragma unroll
+        for (int j = 0; j < KW; ++j) {
+          const float8 xv = LOAD8(xr + ow0 + j);
+#pragma unroll
+          for (int q = 0; q < FB; ++q) acc[q][j] = dv[q] * xv + acc[q][j];
+        }
       }
     }
   }
-  __global float *dst = dw + ((f * C + c) * KH + i) * KW;
 #pragma unroll
-  for (int j = 0; j < KW; ++j) {
-    const float4 h4 = acc[j].lo + acc[j].hi;
-    const float s = (h4.x + h4.y) + (h4.z + h4.w);
-    dst[j] = beta == 0.0f ? s : s + beta * dst[j];
+  for (int q = 0; q < FB; ++q) {
+    __global float *dst = dw + (((f0 + q) * C + c) * KH + i) * KW;
+#pragma unroll
+    for (int j = 0; j < KW; ++j) {
+      const float4 h4 = acc[q][j].lo + acc[q][j].hi;
+      const float s = (h4.x + h4.y) + (h4.z + h4.w);
+      dst[j] = beta == 0.0f ? s : s + beta * dst[j];
+    }
   }
 }

@@ -16,7 +16,6 @@ from .ops_launch import f32, i32
 _ACT = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 _ALGOS = ("auto", "direct", "im2col")
 _DIRECT_MAX_TAPS = 2304  # input channels x kernel taps summed per output (256 x 3x3)
-_FILTER_MAX_TAPS = 256
 
 
 def _ceil(a: int, b: int) -> int:
@@ -55,12 +54,9 @@ class ConvMixin:
             return "im2col"
         if algo != "auto":
             return algo
-        # The direct kernels beat im2col + GEMM at the stride-1 shapes benchmarks/conv.py
-        # measures (docs/bench-conv.md): im2col writes KH*KW copies of x and its GEMMs are
-        # thin. The filter-gradient kernel does one load per FMA, so the GEMM takes over
-        # earlier there (32->64 3x3 already); very deep inputs keep the GEMM everywhere.
-        if pass_ == "filter":
-            return "direct" if c * kh * kw <= _FILTER_MAX_TAPS else "im2col"
+        # The direct kernels beat im2col + GEMM at every stride-1 shape benchmarks/conv.py
+        # measures (LeNet up to 32->64 3x3, docs/bench-conv.md): im2col writes KH*KW copies
+        # of x and its GEMMs are thin. Very deep inputs keep the GEMM's register blocking.
         taps = (f if pass_ == "data" else c) * kh * kw
         return "direct" if taps <= _DIRECT_MAX_TAPS else "im2col"
 
@@ -179,10 +175,12 @@ class ConvMixin:
             xp, hp, wp = self._pad_x(x, b, c, h, wd, pad, oh, ow, st[0], kh, kw)
             owp = _ceil(ow, 8) * 8
             dyp = dy if owp == ow else self._pad(dy, b * f, oh, ow, oh, owp, 0, 0, "conv_dyp")
-            self._launch("conv_direct.cl", "conv2d_backward_filter_direct", (kh, c, f),
+            # filters per work-item: x loads shared by fb filters, <= 20 float8 accumulators
+            fb = max(d for d in range(1, 5) if f % d == 0 and d * kw <= 20) if kw <= 20 else 1
+            self._launch("conv_direct.cl", "conv2d_backward_filter_direct", (kh, c, f // fb),
                          (1, 1, 1),
                          (dyp, xp, dw, *map(i32, (b, hp, wp, oh, owp, st[0])), f32(beta)),
-                         (f"-DC={c}", f"-DF={f}", f"-DKH={kh}", f"-DKW={kw}"))
+                         (f"-DC={c}", f"-DF={f}", f"-DKH={kh}", f"-DKW={kw}", f"-DFB={fb}"))
             return dw
         cols = self._im2col(x, b, c, h, wd, kh, kw, *st, pad[0], pad[2], oh, ow)
         dyf = self._scratch("conv_t", (f, b * oh * ow))
