@@ -212,101 +212,31 @@ class Coordinator:
         return {"batches": self.batches}
 
     def _epoch(self, epoch: int) -> tuple[dict | None, int]:
+        """Rounds until every sample of this epoch was processed once; returns the logs."""
         dp, led, bal, h = self.dp, self.ledger, self.balancer, self.handle
         led.assign_ownership(bal.shares)
         led.start_epoch(epoch)
         dirty = set(led.engines)  # engines whose queue must be (re)sent
         loss_sum = 0.0
-        steps_per_round = 1 if dp.strategy == "ps" else dp.initial_mpi_steps
+        self._steps_per_round = 1 if dp.strategy == "ps" else dp.initial_mpi_steps
         while led.left:
             if h.stop_requested:
                 return None, int(led.seen.sum())
-            edit = self._edit_message()
             engines = list(led.engines)
             batches = dict(zip(engines, bal.local_batches(dp.global_batch_size)))
             left = led.steps_left(batches)
             if dp.strategy == "mpi":
-                steps, mode = min(steps_per_round, left), "mpi"
+                steps, mode = min(self._steps_per_round, left), "mpi"
             elif dp.sync_every == 1:
                 steps, mode = 1, "grad"
             else:
                 steps, mode = min(dp.sync_every, left), "local"
-            msgs = {}
-            for e in engines:
-                m: dict[str, Any] = {"mode": mode, "batch": batches[e], "steps": steps,
-                                     "report_weights": e == engines[0]}
-                miss = led.missing(e)
-                if len(miss):
-                    m["rows"] = (miss, self.source.payload(miss))
-                    led.mark_held(e, miss)
-                if e in dirty:
-                    m["queue"] = led.remaining(e).copy()
-                if edit is not None:
-                    m["model"] = edit
-                elif e in self.fresh:  # set up with the current weights already
-                    pass
-                elif self.grad is not None:
-                    m["grad"] = self.grad
-                elif self.weights is not None:
-                    m["weights"] = self.weights
-                msgs[e] = m
-            dirty.clear()
-            self.fresh.clear()
-            t0 = time.perf_counter()
-            ars = {e: self.client[e].apply_async(worker.run, msgs[e]) for e in engines}
-            self.grad = self.weights = None
-            if edit is not None:
-                self._warm = 0
-            # generous while engines compile kernels (first rounds, after an edit); then
-            # the timeout follows the measured round time
-            timeout = dp.engine_timeout + 20.0 * self._round_ema + (
-                60.0 if self._warm < 3 else 0.0)
-            self._warm += 1
-            results, lost = collect(ars, self.client, timeout, on_poll=self._poll)
-            wall = time.perf_counter() - t0
-            self._round_ema = wall if self._round_ema == 0 else 0.8 * self._round_ema + 0.2 * wall
-            if lost:
-                if self.mpi:
-                    raise ClusterError(
-                        "MPI training stopped: " + "; ".join(f"engine {e} {w}" for e, w in
-                                                            lost.items()) +
-                        ". An MPI communicator cannot lose a rank: restart the cluster and "
-                        "continue with fit(..., resume=<checkpoint dir>).")
-                self._lose(lost, dirty)
-                if not led.engines:
-                    raise ClusterError("every engine was lost (" + "; ".join(
-                        f"engine {e} {w}" for e, w in lost.items()) + "); the last checkpoint"
-                        " is intact: continue with fit(..., resume=<checkpoint dir>)")
-            done = {}
-            for e, r in results.items():
-                done[e] = led.commit(e, int(r["n"]))
-                bal.record(e, int(r["n"]), float(r["compute"]))
-                r["metrics"].update(wait_s=max(0.0, wall - r["compute"] - r["comm"]) / steps
-                                    if not self.mpi else r["metrics"]["wait_s"])
-                self._engine_metrics(e, r["metrics"])
-            live = {e: r for e, r in results.items() if e in led.engines}
-            if not live:
+            edit = self._edit_message()
+            msgs = self._messages(engines, batches, steps, mode, dirty, edit)
+            results, wall = self._round(msgs, edit is not None, dirty)
+            n, loss = self._absorb(results, engines, batches, steps, mode, wall)
+            if n == 0:
                 continue
-            if self.record:  # the global batch of each step, as the engines computed it
-                for s in range(steps):
-                    self.batches.append(np.concatenate([
-                        done[e][s * batches[e]:(s + 1) * batches[e]] for e in sorted(
-                            live, key=engines.index)]))
-            if mode == "grad":
-                grads, n, loss = weighted_gradient(live)
-                self.grad = grads
-                self._apply_on_client(grads)
-            elif mode == "local":
-                ws, n, loss = weighted_weights(live)
-                self.weights = ws
-                self.model.set_weights(ws)
-            else:
-                n = sum(int(r["n"]) for r in live.values())
-                loss = sum(float(r["loss_sum"]) for r in live.values()) / max(n, 1)
-                steps_per_round = self._mpi_steps(wall, steps)
-                first = live.get(engines[0])
-                if first is not None and "weights" in first:
-                    self._sync_client_weights(first["weights"], first.get("opt_state"))
             loss_sum += loss * n
             self.step += steps
             h._update(progress={"step": self.step, "samples_done": h.progress["samples_done"] + n},
@@ -322,6 +252,96 @@ class Coordinator:
                 "exactly_once": bool(np.all(seen == 1))}
         h._update(shares=dict(zip(bal.engines, bal.shares)))
         return logs, int(seen.sum())
+
+    def _messages(self, engines: list[int], batches: dict[int, int], steps: int, mode: str,
+                  dirty: set[int], edit: dict | None) -> dict[int, dict[str, Any]]:
+        """One small message per engine: rows and queue only when the plan changed."""
+        led, msgs = self.ledger, {}
+        for e in engines:
+            m: dict[str, Any] = {"mode": mode, "batch": batches[e], "steps": steps,
+                                 "report_weights": e == engines[0]}
+            miss = led.missing(e)
+            if len(miss):
+                m["rows"] = (miss, self.source.payload(miss))
+                led.mark_held(e, miss)
+            if e in dirty:
+                m["queue"] = led.remaining(e).copy()
+            if edit is not None:
+                m["model"] = edit
+            elif e in self.fresh:  # set up with the current weights already
+                pass
+            elif self.grad is not None:
+                m["grad"] = self.grad
+            elif self.weights is not None:
+                m["weights"] = self.weights
+            msgs[e] = m
+        dirty.clear()
+        self.fresh.clear()
+        self.grad = self.weights = None
+        return msgs
+
+    def _round(self, msgs: dict[int, dict], rebuilt: bool, dirty: set[int]
+               ) -> tuple[dict[int, Any], float]:
+        """Send the messages, collect the results; lost engines are dropped (PS)."""
+        dp, led = self.dp, self.ledger
+        t0 = time.perf_counter()
+        ars = {e: self.client[e].apply_async(worker.run, m) for e, m in msgs.items()}
+        if rebuilt:
+            self._warm = 0
+        # generous while engines compile kernels (first rounds, after an edit); then the
+        # timeout follows the measured round time
+        timeout = dp.engine_timeout + 20.0 * self._round_ema + (60.0 if self._warm < 3 else 0)
+        self._warm += 1
+        results, lost = collect(ars, self.client, timeout, on_poll=self._poll)
+        wall = time.perf_counter() - t0
+        self._round_ema = wall if self._round_ema == 0 else 0.8 * self._round_ema + 0.2 * wall
+        if lost:
+            why = "; ".join(f"engine {e} {w}" for e, w in lost.items())
+            if self.mpi:
+                raise ClusterError(f"MPI training stopped: {why}. An MPI communicator cannot "
+                                   "lose a rank: restart the cluster and continue with "
+                                   "fit(..., resume=<checkpoint dir>).")
+            self._lose(lost, dirty)
+            if not led.engines:
+                raise ClusterError(f"every engine was lost ({why}); the last checkpoint is "
+                                   "intact: continue with fit(..., resume=<checkpoint dir>)")
+        return results, wall
+
+    def _absorb(self, results: dict[int, Any], engines: list[int], batches: dict[int, int],
+                steps: int, mode: str, wall: float) -> tuple[int, float]:
+        """Account the samples, update speeds and metrics, and take the global step."""
+        led, bal = self.ledger, self.balancer
+        done = {}
+        for e, r in results.items():
+            done[e] = led.commit(e, int(r["n"]))
+            bal.record(e, int(r["n"]), float(r["compute"]))
+            if not self.mpi:  # PS: the engine waited for the others through the client
+                r["metrics"]["wait_s"] = max(0.0, wall - r["compute"] - r["comm"]) / steps
+            self._engine_metrics(e, r["metrics"])
+        live = {e: r for e, r in results.items() if e in led.engines}
+        if not live:
+            return 0, 0.0
+        if self.record:  # the global batch of each step, as the engines computed it
+            order = sorted(live, key=engines.index)
+            for s in range(steps):
+                self.batches.append(np.concatenate(
+                    [done[e][s * batches[e]:(s + 1) * batches[e]] for e in order]))
+        if mode == "grad":
+            grads, n, loss = weighted_gradient(live)
+            self.grad = grads
+            self._apply_on_client(grads)
+        elif mode == "local":
+            ws, n, loss = weighted_weights(live)
+            self.weights = ws
+            self.model.set_weights(ws)
+        else:
+            n = sum(int(r["n"]) for r in live.values())
+            loss = sum(float(r["loss_sum"]) for r in live.values()) / max(n, 1)
+            self._steps_per_round = self._mpi_steps(wall, steps)
+            first = live.get(engines[0])
+            if first is not None and "weights" in first:
+                self._sync_client_weights(first["weights"], first.get("opt_state"))
+        return n, loss
 
     # ------------------------------------------------------------------ helpers
     def _apply_on_client(self, grads: list[np.ndarray]) -> None:
