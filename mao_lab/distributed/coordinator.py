@@ -168,7 +168,13 @@ class Coordinator:
                 policy = [s for e, s in zip(self._requested, policy) if e in engines]
         self.balancer = Balancer(engines, policy, alpha=dp.alpha, drift=dp.drift)
         if st.get("shares") and dp.balance == "speed" and len(st["shares"]) == len(engines):
-            self.balancer.policy = "speed"
+            self.balancer.policy = "speed"  # continue from the saved shares and speeds
+            remap = dict(zip(st.get("engines", []), engines))
+            for old, t in (st.get("sec_per_sample") or {}).items():
+                e = remap.get(int(old))
+                if e is not None:
+                    self.balancer.sec_per_sample[e] = float(t)
+                    self.balancer.rounds[e] = self.balancer.min_rounds
         self.ledger = Ledger(len(self.source), engines, self.balancer.shares, seed=self.seed,
                              contiguous=self.source.contiguous)
         if st.get("owner") is not None and len(st.get("engines", [])) == len(engines):

@@ -253,6 +253,7 @@ def save_checkpoint(directory: str, coord: Any, epoch: int) -> None:
     arrays["owner"] = coord.ledger.owner
     meta = {"epoch": epoch + 1, "step": coord.step, "n_weights": len(model.get_weights()),
             "n_opt": len(state), "shares": list(coord.balancer.shares),
+            "sec_per_sample": {str(k): v for k, v in coord.balancer.sec_per_sample.items()},
             "engines": list(coord.ledger.engines), "config": model.get_config(),
             "history": {k: list(v) for k, v in coord.handle.history.items()}}
     tmp = os.path.join(directory, "checkpoint.tmp.npz")

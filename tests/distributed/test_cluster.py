@@ -56,6 +56,9 @@ def test_connect_by_cluster_id_and_engine_output(cluster2):
     assert other.ids == [] and cluster2.size == 2  # closing a connection stops nothing
     out = cluster2.output(cluster2.ids[0])
     assert "IPEngine" in out
+    path = os.path.join(ipc.profile_dir, "security", f"ipcontroller-{ipc.cluster_id}-client.json")
+    with Cluster.connect(connection_file=path) as third:
+        assert third.ids == cluster2.ids
 
 
 def test_bad_arguments_and_missing_clusters():
