@@ -164,3 +164,17 @@ def test_env_var_tunes_on_first_use(be, cache_dir, monkeypatch):
     np.testing.assert_array_equal(got, np.full((4, 3), 2.0))
     assert b2.gemm_config == cand
     assert tuner.load_cache()[tuner.device_key(b2)]["config"] == cand.as_dict()
+
+
+def test_unwritable_cache_warns_and_keeps_the_result(be, tmp_path, monkeypatch):
+    from mao_lab.backends.opencl.tuner import GemmConfig, tune_gemm
+
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the cache directory should be")
+    monkeypatch.setenv("MAO_LAB_CACHE_DIR", str(blocker))
+    b2 = fresh(be)
+    b2.gemm_config = GemmConfig()  # (reading the unreadable cache would warn as well)
+    cand = GemmConfig(4, 16, 1, 4)
+    with pytest.warns(UserWarning, match="could not write the GEMM tuning cache"):
+        assert tune_gemm(b2, candidates=(cand,), shapes=((8, 40, 8),), budget=0.01) == cand
+    assert b2.gemm_config == cand

@@ -151,6 +151,15 @@ def save_entry(key: str, entry: dict, path: Path | None = None) -> Path:
     return path
 
 
+def _save_or_warn(key: str, entry: dict) -> None:
+    """Cache a tuning result; an unwritable cache costs a warning, not the result."""
+    try:
+        save_entry(key, entry)
+    except OSError as exc:
+        warnings.warn(f"could not write the GEMM tuning cache {cache_path()}: {exc}; the "
+                      "tuned configuration is used in this process only", stacklevel=3)
+
+
 def gemm_config(backend) -> GemmConfig:
     """The configuration a backend starts with: cache entry, else MAO_LAB_TUNE=1 search,
     else defaults."""
@@ -236,7 +245,7 @@ def tune_gemm(backend, candidates=None, shapes=None, budget: float = 0.1,
         score, best, rates = first
     backend.gemm_config = best
     if save:
-        save_entry(device_key(backend), {
+        _save_or_warn(device_key(backend), {
             "config": best.as_dict(), "gflops": round(score, 2),
             "shapes": [list(s) for s in shapes], "rates": [round(r, 2) for r in rates],
             "tuned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
