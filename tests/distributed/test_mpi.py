@@ -56,6 +56,34 @@ def test_mpi_speed_shares_follow_a_slow_rank(mpi2):
     assert dp.handle.shares[slow] < 0.4
 
 
+def test_mpi_live_edit_applies_on_every_rank_at_a_round_boundary(mpi2):
+    import time
+
+    x, y = load_iris().numpy()
+    model = iris_model()
+    dp = DataParallel(model, mpi2, global_batch_size=10, round_seconds=0.05,
+                      slowdown={e: 2.0 for e in mpi2.ids})
+    handle = dp.fit(x, y, epochs=100, block=False)
+    deadline = time.monotonic() + 60
+    while handle.progress["step"] < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    model.edit(0, units=20)
+    while handle.pending_edits and time.monotonic() < deadline:
+        time.sleep(0.02)
+    step = handle.progress["step"]
+    while handle.progress["step"] < step + 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    handle.stop()
+    handle.wait(timeout=60)
+    assert handle.edits[0]["applied_step"] >= handle.edits[0]["requested_step"]
+    shapes = [[w.shape for w in mpi2.client[e].apply_sync(worker.weights)] for e in mpi2.ids]
+    assert shapes[0] == shapes[1] and shapes[0][0] == (4, 20)
+    # the ranks still agree after training on the edited model, and the client follows
+    w = [mpi2.client[e].apply_sync(worker.weights) for e in mpi2.ids]
+    assert max_diff(w[0], w[1]) == 0
+    assert [a.shape for a in model.get_weights()] == shapes[0]
+
+
 def test_flatten_roundtrip():
     a = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(4, np.float32)]
     buf = flatten(a, 2.0, (5.0, 7.0))
