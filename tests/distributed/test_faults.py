@@ -74,14 +74,23 @@ def test_a_new_engine_joins_at_the_next_epoch(cluster3, data):
     assert len(before) == 2
     dp = DataParallel(iris_model(), cluster3, strategy="ps", global_batch_size=12,
                       slowdown={e: 2.0 for e in before})
-    handle = dp.fit(x, y, epochs=4, seed=0, block=False)
+    handle = dp.fit(x, y, epochs=1000, seed=0, block=False)
     _wait_for_step(handle, 5)
     (new,) = cluster3.add_engines(1)
     assert new not in before and cluster3.engine(new).pid > 0
-    history = handle.wait(timeout=180)
+    deadline = time.monotonic() + 120
+    while not any(ev["type"] == "engine_joined" for ev in handle.events):
+        assert time.monotonic() < deadline and not handle.done, handle
+        time.sleep(0.05)
+    epoch = handle.progress["epoch"]
+    while handle.progress["epoch"] < epoch + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)  # one whole epoch with the newcomer
+    handle.stop()
+    history = handle.wait(timeout=120)
     joined = [ev for ev in handle.events if ev["type"] == "engine_joined"]
     assert [ev["engine"] for ev in joined] == [new]
-    assert history.history["exactly_once"] == [True] * 4
+    assert len(history.history["samples"]) >= epoch + 1
+    assert all(history.history["exactly_once"]) and set(history.history["samples"]) == {1200}
     assert set(handle.shares) == set(before) | {new} and handle.shares[new] > 0.1
     assert handle.metrics[new]["samples"] > 0
 

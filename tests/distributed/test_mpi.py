@@ -63,7 +63,7 @@ def test_mpi_live_edit_applies_on_every_rank_at_a_round_boundary(mpi2):
     model = iris_model()
     dp = DataParallel(model, mpi2, global_batch_size=10, round_seconds=0.05,
                       slowdown={e: 2.0 for e in mpi2.ids})
-    handle = dp.fit(x, y, epochs=100, block=False)
+    handle = dp.fit(x, y, epochs=1000, block=False)
     deadline = time.monotonic() + 60
     while handle.progress["step"] < 20 and time.monotonic() < deadline:
         time.sleep(0.02)
