@@ -389,3 +389,16 @@ def test_opencl_rejects_other_dtypes(opencl_backend, name, call):
 def test_opencl_rejects_host_arrays(opencl_backend):
     with pytest.raises(DTypeError, match="'x' must be a device array"):
         opencl_backend.activation_forward(np.ones(3, np.float32), "relu")
+
+
+def test_opencl_conv_algorithm_is_validated(opencl_backend):
+    x = opencl_backend.asarray(np.ones((1, 1, 4, 4), np.float32))
+    w = opencl_backend.asarray(np.ones((1, 1, 3, 3), np.float32))
+    opencl_backend.conv_algorithm = "fft"
+    try:
+        with pytest.raises(ConfigError, match="conv_algorithm must be one of auto, direct"):
+            opencl_backend.conv2d_forward(x, w)
+    finally:
+        opencl_backend.conv_algorithm = "auto"
+    np.testing.assert_array_equal(opencl_backend.to_host(opencl_backend.conv2d_forward(x, w)),
+                                  np.full((1, 1, 2, 2), 9.0, np.float32))
