@@ -2,10 +2,11 @@
 
 Batch 64, SGD (momentum 0.9 for the MNIST nets, as their zoo defaults), the seeded 4,000-digit
 training split of the bundled MNIST sample (iris: its 120 training rows repeated to 3,840).
-Every trainer first runs one warm-up epoch, then epochs are timed *interleaved* (numpy,
-PyTorch, OpenCL, numpy, ...) so a busy machine slows all alike; the figure is the median
-epoch. Each thread count runs in its own subprocess: BLAS threads via threadpoolctl,
-torch.set_num_threads, PoCL via POCL_CPU_MAX_CU_COUNT. PyTorch starts from the same
+Every trainer runs in its own process (so idle OpenBLAS, OpenMP or PoCL worker threads of
+another runtime never share it) and first runs one warm-up epoch; epochs are then timed
+round-robin (numpy, OpenCL, PyTorch, numpy, ...) so a busy machine slows all alike; the
+figure is the median epoch. Threads: BLAS via threadpoolctl, torch.set_num_threads, PoCL
+via POCL_CPU_MAX_CU_COUNT. PyTorch starts from the same
 weights (copied). Usage: python benchmarks/train.py [--quick] [--json FILE]
 [--markdown FILE] [--threads 1,2] [--models iris,fc300,...] [--devices numpy,opencl:0:0]
 """
@@ -44,65 +45,100 @@ def _error(exc: BaseException) -> str:
     return f"error: {type(exc).__name__}: {msg[0][:120] if msg else ''}"
 
 
-def _trainers(name: str, x, y, devices: list[str]) -> dict:
-    """label -> callable(seed) running one training epoch (or an error string)."""
-    from _torch_zoo import TorchTrainer
+def serve(name: str, key: str, threads: int) -> int:
+    """One trainer in this process: read a seed per line, train one epoch, print seconds.
+
+    Each trainer lives in its own process so that idle worker threads of another runtime
+    (OpenBLAS, PyTorch's OpenMP, PoCL) never share its process while it is timed.
+    """
+    from threadpoolctl import threadpool_limits
 
     from mao_lab import zoo
 
-    out: dict = {}
-    for key in devices:
-        try:
-            model = zoo.get(name, seed=0)
+    limits = threadpool_limits(limits=threads, user_api="blas")  # noqa: F841 - kept alive
+    try:
+        x, y = load(name)
+        model = zoo.get(name, seed=0)
+        if key == "pytorch":
+            import torch
+            from _torch_zoo import TorchTrainer
+
+            torch.set_num_threads(threads)
+            opt = model.optimizer
+            tt = TorchTrainer(model, x, y, opt.learning_rate, getattr(opt, "momentum", 0.0))
+            run = lambda seed: tt.epoch(BATCH)  # noqa: E731
+            print(f"ready {len(x)} {torch.__version__}", flush=True)
+        else:
             if key != "numpy":
                 model.to(key)
 
-            def run(seed, model=model):
+            def run(seed):
                 model.fit(x, y, batch_size=BATCH, epochs=1, seed=seed, verbose=0)
 
-            out[key] = run
-        except Exception as exc:  # noqa: BLE001 - a missing kernel is a table entry
-            out[key] = _error(exc)
-    ref = zoo.get(name, seed=0)
-    opt = ref.optimizer
-    tt = TorchTrainer(ref, x, y, opt.learning_rate, getattr(opt, "momentum", 0.0))
-    out["pytorch"] = lambda seed: tt.epoch(BATCH)
-    return out
+            print(f"ready {len(x)}", flush=True)
+        for line in sys.stdin:
+            if line.strip() == "quit":
+                break
+            t0 = time.perf_counter()
+            run(int(line))
+            print(f"{time.perf_counter() - t0:.6f}", flush=True)
+    except Exception as exc:  # noqa: BLE001 - a missing kernel is a table entry
+        print(_error(exc).replace("\n", " "), flush=True)
+    return 0
+
+
+def _ask(proc, msg: str | None) -> str:
+    if msg is not None:
+        proc.stdin.write(msg + "\n")
+        proc.stdin.flush()
+    return (proc.stdout.readline() or "error: the trainer process exited").strip()
 
 
 def worker(threads: int, quick: bool, models: list[str], devices: list[str]) -> dict:
-    """Samples/s of every model on every device and PyTorch, with ``threads`` threads."""
-    import torch
-    from threadpoolctl import threadpool_limits
+    """Samples/s of every model on every device and PyTorch, with ``threads`` threads.
 
-    torch.set_num_threads(threads)
+    Epochs are timed round-robin over one process per trainer (rep 0 is a warm-up).
+    """
     reps = 2 if quick else 5
-    res: dict = {"threads": threads, "torch": torch.__version__, "results": {}}
-    with threadpool_limits(limits=threads, user_api="blas"):
-        for name in models:
-            x, y = load(name)
-            trainers = _trainers(name, x, y, devices)
-            times: dict[str, list[float]] = {k: [] for k in trainers}
-            for rep in range(reps + 1):  # rep 0 is the warm-up epoch
-                for key, run in trainers.items():
-                    if isinstance(run, str):
-                        continue
-                    t0 = time.perf_counter()
-                    try:
-                        run(rep)
-                    except Exception as exc:  # noqa: BLE001
-                        trainers[key] = _error(exc)
-                        continue
-                    if rep:
-                        times[key].append(time.perf_counter() - t0)
-            row = {}
-            for key, run in trainers.items():
-                row[key] = run if isinstance(run, str) else len(x) / statistics.median(
-                    times[key])
-            res["results"][name] = row
-            print(f"  {threads} thread(s) {name}: " + ", ".join(
-                f"{k} {v:,.0f}/s" if not isinstance(v, str) else f"{k} {v}"
-                for k, v in row.items()), file=sys.stderr, flush=True)
+    env = dict(os.environ, POCL_CPU_MAX_CU_COUNT=str(threads), POCL_AFFINITY="1",
+               OMP_NUM_THREADS=str(threads))
+    res: dict = {"threads": threads, "torch": "?", "results": {}}
+    for name in models:
+        procs, row, times = {}, {}, {}
+        for key in devices + ["pytorch"]:
+            cmd = [sys.executable, os.path.abspath(__file__), "--serve", key, "--models", name,
+                   "--threads", str(threads)]
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    text=True)
+            reply = _ask(proc, None)
+            if reply.startswith("ready"):
+                procs[key], times[key] = proc, []
+                if key == "pytorch" and len(reply.split()) > 2:
+                    res["torch"] = reply.split()[2]
+            else:
+                row[key] = reply
+                proc.wait()
+        n = len(load(name)[0])
+        for rep in range(reps + 1):
+            for key, proc in list(procs.items()):
+                reply = _ask(proc, str(rep))
+                try:
+                    dt = float(reply)
+                except ValueError:
+                    row[key] = reply
+                    proc.wait()
+                    del procs[key]
+                    continue
+                if rep:
+                    times[key].append(dt)
+        for key, proc in procs.items():
+            _ask(proc, "quit")
+            proc.wait()
+            row[key] = n / statistics.median(times[key])
+        res["results"][name] = row
+        print(f"  {threads} thread(s) {name}: " + ", ".join(
+            f"{k} {v:,.0f}/s" if not isinstance(v, str) else f"{k} {v}"
+            for k, v in row.items()), file=sys.stderr, flush=True)
     return res
 
 
@@ -154,24 +190,16 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated zoo names")
     ap.add_argument("--devices", help="comma-separated backend keys (default: all)")
-    ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--serve", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     models = args.models.split(",")
+    if args.serve:
+        return serve(models[0], args.serve, int(args.threads))
     devices, names = _devices(args.devices)
-    if args.worker:
-        json.dump(worker(args.worker, args.quick, models, devices), sys.stdout)
-        return 0
     runs = []
     for t in (int(v) for v in args.threads.split(",")):
-        env = dict(os.environ, POCL_CPU_MAX_CU_COUNT=str(t), POCL_AFFINITY="1",
-                   OMP_NUM_THREADS=str(t))
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(t), "--models",
-               args.models, "--devices", ",".join(devices)] + ["--quick"] * args.quick
         print(f"measuring with {t} thread(s)...", file=sys.stderr, flush=True)
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
-        if proc.returncode:
-            return proc.returncode
-        runs.append(json.loads(proc.stdout))
+        runs.append(worker(t, args.quick, models, devices))
     text = report(runs, devices, names)
     print(text)
     if args.json:
