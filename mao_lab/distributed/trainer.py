@@ -54,6 +54,8 @@ class DataParallel:
         round_seconds: MPI: target length of one round (rounds are where shares change,
             edits apply and metrics reach the client).
         publish_every: seconds between live metrics published by each engine.
+        alpha: weight of the newest step time in the speed moving average.
+        drift: relative change of an ideal share that triggers rebalancing.
         block: default of ``fit(block=...)``.
         checkpoint, resume: defaults of ``fit(checkpoint=..., resume=...)``.
 
@@ -66,7 +68,7 @@ class DataParallel:
                  balance: str | Sequence[float] = "speed", global_batch_size: int | None = None,
                  device: str | dict[int, str] | None = None, engine_timeout: float = 30.0,
                  slowdown: dict[int, float] | None = None, round_seconds: float = 0.5,
-                 publish_every: float = 0.5, alpha: float = 0.3, drift: float = 0.15,
+                 publish_every: float = 0.5, alpha: float = 0.3, drift: float = 0.1,
                  block: bool = True, checkpoint: str | None = None, resume: str | None = None,
                  record_batches: bool = False):
         if not hasattr(cluster, "client") or not hasattr(cluster, "ids"):
