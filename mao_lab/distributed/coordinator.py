@@ -291,7 +291,12 @@ class Coordinator:
         """Send the messages, collect the results; lost engines are dropped (PS)."""
         dp, led = self.dp, self.ledger
         t0 = time.perf_counter()
-        ars = {e: self.client[e].apply_async(worker.run, m) for e, m in msgs.items()}
+        ars, gone = {}, {}
+        for e, m in msgs.items():
+            try:
+                ars[e] = self.client[e].apply_async(worker.run, m)
+            except IndexError:  # the controller unregistered it before we noticed: lost
+                gone[e] = "died (unregistered by the controller)"
         if rebuilt:
             self._warm = 0
         # generous while engines compile kernels (first rounds, after an edit); then the
@@ -299,6 +304,7 @@ class Coordinator:
         timeout = dp.engine_timeout + 20.0 * self._round_ema + (60.0 if self._warm < 3 else 0)
         self._warm += 1
         results, lost = collect(ars, self.client, timeout, on_poll=self._poll)
+        lost = {**gone, **lost}
         wall = time.perf_counter() - t0
         self._round_ema = wall if self._round_ema == 0 else 0.8 * self._round_ema + 0.2 * wall
         if lost:
