@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from typing import Any
 
 from ..errors import ClusterError, ConfigError, require
@@ -317,6 +318,14 @@ def _launcher_output(ipc: Any) -> str:
 
 def _quiet_stop(client: Any, ipc: Any) -> None:
     if client is not None:
+        try:  # engines asked to shut down exit with 0, so the launcher does not dump their logs
+            if client.ids:  # not block=True: a hung (SIGSTOP) engine would never reply
+                client.shutdown(targets="all", hub=False, block=False)
+                deadline = time.monotonic() + 3.0
+                while client.ids and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        except Exception:  # noqa: BLE001 - dead or busy engines are stopped by the launcher
+            pass
         try:
             client.close()
         except Exception:  # noqa: BLE001

@@ -154,6 +154,9 @@ def _publish(force: bool = False, final: bool = False) -> dict[str, Any] | None:
         return None
     w = STATE["window"]
     proc = STATE["proc"]
+    if due:  # psutil measures since its last call: reading it on every round-end would
+        # leave intervals too short to see any CPU time (it then reports 0 %)
+        STATE["cpu_percent"] = proc.cpu_percent(None)
     m = {
         "engine": STATE["engine"], "device": STATE["device"], "step": STATE["step"],
         "local_batch": STATE.get("batch", 0), "samples": w["n"],
@@ -161,7 +164,7 @@ def _publish(force: bool = False, final: bool = False) -> dict[str, Any] | None:
         "compute_s": w["compute"] / max(w["steps"], 1), "comm_s": w["comm"] / max(w["steps"], 1),
         "wait_s": w["wait"] / max(w["steps"], 1),
         "loss": (w["loss"] / w["n"]) if w["n"] else None,
-        "cpu_percent": proc.cpu_percent(None), "rss": proc.memory_info().rss,
+        "cpu_percent": STATE.get("cpu_percent", 0.0), "rss": proc.memory_info().rss,
         "mem_percent": proc.memory_percent(), "host": socket.gethostname(), "time": time.time(),
     }
     if w["n"] == 0 and "last_metrics" in STATE:  # an empty window: repeat the last figures
