@@ -118,7 +118,10 @@ def to_onnx(model, opset: int = DEFAULT_OPSET):
         _export_layer(bld, layer, shape)
         shape = tuple(layer.output_shape)
     out_name = "output"
-    bld.nodes.append(helper.make_node("Identity", [bld.current], [out_name], name="output"))
+    # node names are layer names; this one's name cannot collide with a layer's ("/" is
+    # not allowed in layer names)
+    bld.nodes.append(helper.make_node("Identity", [bld.current], [out_name],
+                                      name="mao_lab/output"))
     f32 = onnx.TensorProto.FLOAT
     graph = helper.make_graph(
         bld.nodes, model.name or "mao_lab_model",

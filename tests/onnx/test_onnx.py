@@ -90,6 +90,15 @@ def _train_bn_stats(model, shape):
                                RNG.standard_normal(c), RNG.random(c) + 0.5])
 
 
+def test_layers_named_like_graph_tensors_export(tmp_path):
+    model = Sequential([L.Dense(4, name="input"), L.Dense(3, name="output", activation="softmax")],
+                       input_shape=(5,), seed=0)
+    x = RNG.random((2, 5), dtype=np.float32)
+    path = export_onnx(model, tmp_path / "names.onnx")
+    assert np.abs(_run_ort(path, x) - model.predict(x)).max() < 1e-6
+    assert [la.name for la in import_onnx(path).layers] == ["input", "output"]
+
+
 def test_metadata_and_names(tmp_path):
     model = Sequential([L.Dense(3)], input_shape=(4,), name="tiny", seed=0)
     proto = onnx.load(str(export_onnx(model, tmp_path / "t.onnx")))
