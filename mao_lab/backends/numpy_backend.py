@@ -231,10 +231,22 @@ class NumpyBackend(Backend):
         return np.argmax(x, axis=axis).astype(np.int32)
 
     def add(self, a, b, out=None):
-        return np.add(a, b, out=out)
+        """a + b (b may broadcast as a trailing suffix of a's shape, e.g. a bias row)."""
+        return self._binary(np.add, "add", a, b, out)
 
     def mul(self, a, b, out=None):
-        return np.multiply(a, b, out=out)
+        """a * b elementwise, with add's broadcasting."""
+        return self._binary(np.multiply, "mul", a, b, out)
+
+    @staticmethod
+    def _binary(fn, op, a, b, out):
+        try:
+            return fn(a, b, out=out)
+        except ValueError as exc:
+            got = f"a {tuple(a.shape)}, b {tuple(b.shape)}"
+            if out is not None:
+                got += f", out {tuple(out.shape)}"
+            raise ShapeError(f"{op}: shapes do not broadcast together ({got})") from exc
 
     def scale(self, a, alpha: float, out=None):
         return np.multiply(a, a.dtype.type(alpha), out=out)
