@@ -6,13 +6,13 @@ them inside the package as ``mao_lab/_kernels`` and ``mao_lab/_widgets``.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
 
 
-@lru_cache(maxsize=None)
+@cache
 def asset_dir(kind: str) -> Path:
     """Return the directory holding ``kind`` assets ("kernels" or "widgets").
 

@@ -21,7 +21,8 @@ RANK = {
     "errors": 0, "config": 0, "_assets": 0, "__init__": 9,
     "backends": 1, "layers": 2,
     "losses": 3, "optimizers": 3, "metrics": 3, "initializers": 3, "callbacks": 3,
-    "model": 4, "zoo": 5, "io": 5, "distributed": 6, "widgets": 7, "cli": 8, "bench": 8, "_demo": 8, "_train": 8,
+    "model": 4, "zoo": 5, "io": 5, "distributed": 6, "widgets": 7,
+    "cli": 8, "bench": 8, "_demo": 8, "_train": 8,
     "data": 0.5,
 }
 
