@@ -17,6 +17,18 @@ def _model(zoo_name: str = "lenet5"):
     return zoo.get(zoo_name)
 
 
+def _have_mpi() -> bool:
+    """True when mpi4py and an MPI launcher are installed (the 'mpi' extra)."""
+    import importlib.util
+    import shutil
+    import sys
+    from pathlib import Path
+
+    if importlib.util.find_spec("mpi4py") is None:
+        return False
+    return bool(shutil.which("mpiexec") or (Path(sys.executable).parent / "mpiexec").exists())
+
+
 def run_demo(engines: int = 2, epochs: int = 3, device: str | None = None,
              single: bool = False, zoo_name: str = "lenet5", batch_size: int = 64) -> int:
     """Run the demo; returns the process exit code."""
@@ -51,8 +63,11 @@ def run_demo(engines: int = 2, epochs: int = 3, device: str | None = None,
 
     from .distributed import Cluster, DataParallel
 
-    _banner(f"starting a local cluster of {engines} engines")
-    with Cluster.local(n=engines) as cluster:
+    mpi = _have_mpi()
+    _banner(f"starting a local cluster of {engines} engines"
+            + (" (MPI: gradients allreduced every step)" if mpi else
+               " (parameter server through this process)"))
+    with Cluster.local(n=engines, mpi=mpi) as cluster:
         print(cluster.inventory())
         dp = DataParallel(model, cluster, balance="speed", global_batch_size=batch_size,
                           device=device)
