@@ -12,10 +12,11 @@ Usage: python benchmarks/accuracy.py [--quick] [--epochs N] [--models ...] [--js
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
+
+from _common import emit  # noqa: E402 - benchmarks/ is on sys.path when run
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -120,14 +121,7 @@ def main(argv=None) -> int:
                       f"({r['seconds']:.1f} s)", file=sys.stderr, flush=True)
             rows += new
     text = report(rows, epochs)
-    print(text)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(rows, fh, indent=1)
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    return 0
+    return emit(text, rows, args.json, args.markdown)
 
 
 if __name__ == "__main__":

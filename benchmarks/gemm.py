@@ -19,6 +19,7 @@ import sys
 import time
 
 import numpy as np
+from _common import emit  # noqa: E402 - benchmarks/ is on sys.path when run
 
 B = 64  # batch size of the training shapes
 # (label, M, N, K, trans_a, trans_b): C (M, N) = op(A) @ op(B), A stored (K, M) if trans_a
@@ -246,14 +247,7 @@ def main(argv=None) -> int:
             return proc.returncode
         runs.append(json.loads(proc.stdout))
     text = report(runs)
-    print(text)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(runs, fh, indent=1)
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    return 0
+    return emit(text, runs, args.json, args.markdown)
 
 
 if __name__ == "__main__":

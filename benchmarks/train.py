@@ -14,7 +14,6 @@ weights (copied). Usage: python benchmarks/train.py [--quick] [--json FILE]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -23,6 +22,7 @@ import sys
 import time
 
 import numpy as np
+from _common import emit  # noqa: E402 - benchmarks/ is on sys.path when run
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -201,14 +201,7 @@ def main(argv=None) -> int:
         print(f"measuring with {t} thread(s)...", file=sys.stderr, flush=True)
         runs.append(worker(t, args.quick, models, devices))
     text = report(runs, devices, names)
-    print(text)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(runs, fh, indent=1)
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    return 0
+    return emit(text, runs, args.json, args.markdown)
 
 
 if __name__ == "__main__":
