@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what pip cannot: Debian's Chromium (browser tests). Idempotent; needs root or
+# Installs what pip cannot: Debian's Chromium (browser tests) and OpenSSH (SSH profile test).
 # sudo when something is missing, otherwise it only reports.
 set -euo pipefail
 pkgs=()
