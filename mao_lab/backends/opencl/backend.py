@@ -7,7 +7,9 @@ losses, norm, optim), each overriding the NumpyBackend method of the same name.
 from __future__ import annotations
 
 import numpy as np
+import pyopencl as cl
 import pyopencl.array as cla
+import pyopencl.tools as cl_tools
 
 from ...errors import ShapeError
 from ..base import Backend, DeviceInfo
@@ -34,6 +36,9 @@ class OpenCLBackend(GemmMixin, ConvMixin, PoolMixin, ElementwiseMixin, LossMixin
         self.rt = Runtime(device, f"{info.key} ({info.platform} / {info.name})")
         self.ctx = self.rt.ctx
         self.queue = self.rt.queue
+        # device arrays come from a pool: a training step allocates the same shapes every
+        # step, and reusing freed buffers is safe on the one in-order queue
+        self.pool = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(self.queue))
 
     # ---- memory -------------------------------------------------------------------------
     def asarray(self, x, dtype=None):
@@ -43,8 +48,15 @@ class OpenCLBackend(GemmMixin, ConvMixin, PoolMixin, ElementwiseMixin, LossMixin
         a = np.asarray(x)
         if dtype is None:
             dtype = a.dtype if a.dtype in (np.float64, np.int32, np.int64) else np.float32
-        a = np.ascontiguousarray(a, dtype=dtype)
-        return cla.to_device(self.queue, a)
+        h = np.ascontiguousarray(a, dtype=dtype)
+        if np.may_share_memory(h, x):  # the upload is not waited for: own the host copy
+            h = h.copy()
+        out = cla.Array(self.queue, h.shape, h.dtype, allocator=self.pool)
+        if h.size:
+            # non-blocking: the event keeps ``h`` alive until the copy is done, and the
+            # host does not wait for the queue (e.g. the previous step's updates) to drain
+            cl.enqueue_copy(self.queue, out.base_data, h, is_blocking=False)
+        return out
 
     def to_host(self, a) -> np.ndarray:
         if isinstance(a, np.ndarray):
@@ -52,10 +64,14 @@ class OpenCLBackend(GemmMixin, ConvMixin, PoolMixin, ElementwiseMixin, LossMixin
         return a.get(queue=self.queue)
 
     def empty(self, shape, dtype=np.float32):
-        return cla.empty(self.queue, tuple(shape), dtype)
+        return cla.Array(self.queue, tuple(shape), dtype, allocator=self.pool)
 
     def zeros(self, shape, dtype=np.float32):
-        return cla.zeros(self.queue, tuple(shape), dtype)
+        out = self.empty(shape, dtype)
+        if out.nbytes:  # a fill command, not pyopencl's generic elementwise kernel
+            cl.enqueue_fill_buffer(self.queue, out.base_data, np.zeros(1, np.uint8), 0,
+                                   out.nbytes)
+        return out
 
     def copy(self, a):
         return a.copy(queue=self.queue)

@@ -209,7 +209,7 @@ class GemmMixin:
         if out is None:
             if beta != 0:
                 raise ConfigError("gemm: beta != 0 needs an 'out' array to accumulate into")
-            out = cla.empty(self.queue, (m, n), _F32)
+            out = self.empty((m, n), _F32)
         else:
             C.check_shape("out", out, (m, n), "gemm")
         c_off, c0, c1 = _elem_strides(out, "out")
