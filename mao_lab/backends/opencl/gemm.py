@@ -27,7 +27,9 @@ _I, _L, _F = np.int32, np.int64, np.float32
 _GEMM_ARGS = [_I, _I, _I, _I, _I, None, _L, _L, _L, None, _L, _I, None, _L, _I, _F, _F, None,
               _L, _I, _I, _I]
 _WI_WORK = 1 << 16  # multiply-adds a work-item should do at least (launch cost per item)
-_SMALL_B = 1 << 14  # elements: a B this small is read in place (it stays in L1/L2)
+_SMALL_B = 1 << 15  # elements: a B this small is read in place (it stays in L1/L2)
+_THIN_M, _THIN_B = 64, 1 << 18  # few rows: B up to 1 MB is read in place (packing it costs
+# more than the few row blocks gain; 784x300 B, M=64: 425 -> 343 us on PoCL, 1 thread)
 _REDUCE_ARGS = [_I, _I, _I, _I, None, None, _L, _I, _F, _F, None, _L, _I]
 _PACK_ARGS = [None, _L, _L, _L, _I, _I, _I, None]
 
@@ -233,7 +235,8 @@ class GemmMixin:
             bp, pack_b = packed.buffer, True
         else:
             sbk, sbn = (b1, b0) if trans_b else (b0, b1)
-            pack_b = not (sbn == 1 and n >= cfg.nr and k * n <= _SMALL_B and k > 0) \
+            small = k * n <= _SMALL_B or (m <= _THIN_M and k * n <= _THIN_B)
+            pack_b = not (sbn == 1 and n >= cfg.nr and small and k > 0) \
                 or b.base_data == out.base_data  # never read what this call overwrites
             if pack_b:
                 bp = self._workspace("b", nb * kp * cfg.nr * 4)
