@@ -6,6 +6,8 @@ the same method names; the conformance suite compares both against this one in f
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -69,6 +71,7 @@ class NumpyBackend(Backend):
         self.info = numpy_device_info()
         self._cols = _fast.ColsCache()  # im2col of recent conv inputs, for the filter gradient
         self._pool = _fast.PoolIndex()
+        self._local = threading.local()  # per-thread scratch buffers (sgd_update)
 
     # ---- memory -------------------------------------------------------------------------
     def asarray(self, x, dtype=None) -> np.ndarray:
@@ -215,7 +218,13 @@ class NumpyBackend(Backend):
     # ---- reductions and elementwise -------------------------------------------------------
     def reduce_sum(self, x, axis, out=None, beta: float = 0.0):
         """Sum over ``axis`` (int or tuple); out = sum + beta * out."""
-        s = x.sum(axis=axis, dtype=np.float64 if x.dtype == np.float64 else None)
+        if (isinstance(axis, tuple) and axis == (0, 2, 3) and x.ndim == 4
+                and x.dtype == np.float32
+                and x.flags.c_contiguous):
+            # per-channel sums (conv bias gradients): the batch first, over contiguous rows
+            s = x.sum(axis=0).reshape(x.shape[1], -1).sum(axis=1)
+        else:
+            s = x.sum(axis=axis, dtype=np.float64 if x.dtype == np.float64 else None)
         if out is None:
             return np.asarray(s, dtype=x.dtype)
         C.check_shape("out", out, np.shape(s), "reduce_sum")
@@ -403,7 +412,23 @@ class NumpyBackend(Backend):
             step = g + momentum * velocity if nesterov else velocity
         else:
             step = g
-        param -= param.dtype.type(lr) * step
+        # lr * step into a reused buffer: no fresh (page-faulting) temporary every step
+        buf = self._scratch(param.shape, param.dtype)
+        np.multiply(step, param.dtype.type(lr), out=buf)
+        param -= buf
+
+    def _scratch(self, shape: tuple, dtype) -> np.ndarray:
+        """A per-thread scratch array of ``shape`` and ``dtype`` (contents undefined)."""
+        bufs = getattr(self._local, "bufs", None)
+        if bufs is None:
+            bufs = self._local.bufs = {}
+        key = (shape, np.dtype(dtype).str)
+        buf = bufs.get(key)
+        if buf is None:
+            if len(bufs) > 64:
+                bufs.clear()
+            buf = bufs[key] = np.empty(shape, dtype=dtype)
+        return buf
 
     def adam_update(self, param, grad, m, v, *, lr: float, beta1: float = 0.9,
                     beta2: float = 0.999, eps: float = 1e-7, step: int = 1) -> None:
