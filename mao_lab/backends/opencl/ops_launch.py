@@ -100,4 +100,4 @@ class LaunchMixin:
         if buf is None or buf.size < nbytes:
             buf = cl.Buffer(self.ctx, cl.mem_flags.READ_WRITE, max(nbytes, 4096))
             store[slot] = buf
-        return cla.Array(self.queue, tuple(shape), dtype, data=buf)
+        return self._array(shape, dtype, data=buf)
