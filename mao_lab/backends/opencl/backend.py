@@ -16,7 +16,7 @@ from ..base import Backend, DeviceInfo
 from .gemm import GemmMixin
 from .ops_conv import ConvMixin
 from .ops_elementwise import ElementwiseMixin
-from .ops_launch import LaunchMixin
+from .ops_launch import LaunchMixin, c_contiguous, nelem
 from .ops_loss import LossMixin
 from .ops_norm import NormMixin
 from .ops_optim import OptimMixin
@@ -68,7 +68,7 @@ class OpenCLBackend(GemmMixin, ConvMixin, PoolMixin, ElementwiseMixin, LossMixin
     def empty(self, shape, dtype=np.float32):
         return self._array(shape, dtype)
 
-    def _array(self, shape, dtype=np.float32, data=None):
+    def _array(self, shape, dtype=np.float32, data=None, offset: int = 0):
         """A C-contiguous device array of ``shape`` on ``data`` (a buffer) or from the pool.
 
         pyopencl's fast constructor (~5 us) instead of its checking one (~30 us): shapes
@@ -85,14 +85,15 @@ class OpenCLBackend(GemmMixin, ConvMixin, PoolMixin, ElementwiseMixin, LossMixin
             size *= s
         if _FAST_ARRAY:
             try:
-                out = cla.Array(None, shape, dtype, allocator=self.pool, data=data,
+                out = cla.Array(None, shape, dtype, allocator=self.pool, data=data, offset=offset,
                                 strides=tuple(reversed(strides)), _fast=True, _size=size,
                                 _context=self.ctx, _queue=self.queue)
             except TypeError:  # pragma: no cover - a pyopencl without the fast constructor
                 globals()["_FAST_ARRAY"] = False
             else:
                 return out
-        return cla.Array(self.queue, shape, dtype, allocator=self.pool, data=data)
+        return cla.Array(self.queue, shape, dtype, allocator=self.pool, data=data,
+                         offset=offset)
 
     def zeros(self, shape, dtype=np.float32):
         out = self.empty(shape, dtype)
@@ -105,6 +106,14 @@ class OpenCLBackend(GemmMixin, ConvMixin, PoolMixin, ElementwiseMixin, LossMixin
         return a.copy(queue=self.queue)
 
     def reshape(self, a, shape):
+        if isinstance(a, cla.Array) and c_contiguous(a):  # a view, without pyopencl's checks
+            shape = tuple(int(s) for s in ((shape,) if np.isscalar(shape) else shape))
+            if shape.count(-1) == 1:
+                rest = nelem([s for s in shape if s != -1])
+                if rest and a.size % rest == 0:
+                    shape = tuple(a.size // rest if s == -1 else s for s in shape)
+            if all(s >= 0 for s in shape) and nelem(shape) == a.size:
+                return self._array(shape, a.dtype, data=a.base_data, offset=a.offset)
         try:
             return a.reshape(shape)
         except ValueError as exc:
