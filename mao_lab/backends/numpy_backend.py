@@ -162,7 +162,8 @@ class NumpyBackend(Backend):
         if kind == "linear":
             dx = np.array(dy, copy=True)
         elif kind == "relu":
-            dx = np.greater(y, 0).astype(dy.dtype)  # a same-dtype multiply is the fast one
+            # the mask written straight as dy's dtype: a same-dtype multiply is the fast one
+            dx = np.greater(y, 0, out=np.empty(dy.shape, dtype=dy.dtype))
             dx *= dy
         elif kind == "sigmoid":
             dx = dy * y * (1 - y)
