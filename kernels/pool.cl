@@ -60,6 +60,15 @@ __kernel void maxpool2d_backward(__global const float *restrict dy,
   if (k < m) atomic_add_float(dx + idx[k], dy[k]);
 }
 
+// dx[idx[k]] = dy[k] when no two windows overlap (stride >= pool): each input element is
+// the max of at most one window, so plain stores replace the atomic adds
+__kernel void maxpool2d_backward_disjoint(__global const float *restrict dy,
+                                          __global const int *restrict idx,
+                                          __global float *restrict dx, const int m) {
+  const int k = get_global_id(0);
+  if (k < m) dx[idx[k]] = dy[k];
+}
+
 // y = mean over the window's cells inside x (padding excluded from the count); one
 // work-item per output row (n, oh)
 __kernel void avgpool2d_forward(__global const float *restrict x, __global float *restrict y,

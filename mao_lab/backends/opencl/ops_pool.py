@@ -7,10 +7,11 @@ either backend's backward accepts them.
 from __future__ import annotations
 
 import numpy as np
+import pyopencl as cl
 
 from ...errors import ShapeError
 from .. import _checks as C
-from .ops_launch import i32, nelem
+from .ops_launch import i32
 
 
 class PoolMixin:
@@ -32,6 +33,9 @@ class PoolMixin:
         y = self.empty(yshape)
         idx = self.empty(yshape, dtype=np.int32)
         self._launch1("pool.cl", op, yshape[0] * yshape[1] * yshape[2], (x, y, idx) + geo)
+        st = tuple(stride or pool)
+        # no two windows overlap: the backward pass may store instead of adding atomically
+        idx._mao_disjoint = st[0] >= pool[0] and st[1] >= pool[1]
         return y, idx
 
     def maxpool2d_backward(self, dy, idx, x_shape):
@@ -41,10 +45,14 @@ class PoolMixin:
             raise ShapeError(f"maxpool2d_backward: dy {dy.shape} and idx {idx.shape} differ")
         dy = self._dev(dy, "dy", op)
         idx = self._dev(idx, "idx", op, dtypes=("int32",))
-        n = nelem(x_shape)
         dx = self.empty(tuple(int(s) for s in x_shape))
-        self._launch1("pool.cl", "maxpool2d_backward_zero", n, (dx, i32(n)))
-        self._launch1("pool.cl", op, dy.size, (dy, idx, dx, i32(dy.size)))
+        if dx.nbytes:  # a fill command: ~1.6x faster than a zeroing kernel on PoCL
+            cl.enqueue_fill_buffer(self.queue, dx.base_data, np.zeros(1, np.float32), 0,
+                                   dx.nbytes)
+        # 64x6x28x28, 2x2 pool on PoCL: ~1.2 ms with atomic adds, ~0.13 ms with stores
+        disjoint = getattr(idx, "_mao_disjoint", False)
+        self._launch1("pool.cl", "maxpool2d_backward_disjoint" if disjoint else op, dy.size,
+                      (dy, idx, dx, i32(dy.size)))
         return dx
 
     def avgpool2d_forward(self, x, pool, *, stride=None, padding=(0, 0, 0, 0)):
