@@ -177,13 +177,16 @@ class NumpyBackend(Backend):
         return out
 
     # ---- losses -------------------------------------------------------------------------
-    def _targets(self, labels, shape, op):
+    def _targets(self, labels, shape, op, ids_ok: bool = False):
+        """One-hot float64 targets of 1-D class ids (the ids themselves if ``ids_ok``)."""
         b, k = shape
         if labels.ndim == 1:
             if labels.shape[0] != b:
                 raise ShapeError(f"{op}: {labels.shape[0]} labels for a batch of {b}")
             if labels.dtype.kind not in "iu":
                 raise ShapeError(f"{op}: 1-D labels must be integer class ids")
+            if ids_ok:
+                return labels
             t = np.zeros(shape, dtype=np.float64)
             t[np.arange(b), labels] = 1
             return t
@@ -193,12 +196,17 @@ class NumpyBackend(Backend):
     def softmax_cross_entropy_forward(self, logits, labels):
         """logits: (B, K); labels: (B,) int or (B, K) probabilities -> (probs, loss (B,))."""
         C.check_ndim("logits", logits, 2, "softmax_cross_entropy_forward")
-        t = self._targets(labels, logits.shape, "softmax_cross_entropy_forward")
+        t = self._targets(labels, logits.shape, "softmax_cross_entropy_forward", ids_ok=True)
         z = logits - logits.max(axis=1, keepdims=True)
-        logsum = np.log(np.exp(z).sum(axis=1, keepdims=True))
-        logp = z - logsum
-        loss = -(t * logp).sum(axis=1)
-        return np.exp(logp).astype(logits.dtype), loss.astype(logits.dtype)
+        e = np.exp(z)
+        logp = z
+        logp -= np.log(e.sum(axis=1, keepdims=True))
+        if t.ndim == 1:  # class ids: the one-hot sum is the picked log-probability, exactly
+            loss = np.negative(logp[np.arange(len(t)), t])
+        else:
+            loss = -(t * logp).sum(axis=1)
+        return np.exp(logp, out=e).astype(logits.dtype, copy=False), \
+            loss.astype(logits.dtype, copy=False)
 
     def softmax_cross_entropy_backward(self, probs, labels, scale: float = 1.0):
         """d loss / d logits = (probs - targets) * scale; probs: (B, K)."""
