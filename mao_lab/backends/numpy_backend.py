@@ -16,6 +16,9 @@ from . import _checks as C
 from . import _numpy_fast as _fast
 from .base import Backend, dropout_uniform
 
+# Elements per chunk of the momentum-SGD update (128 KiB of float32: fits in L2).
+_SGD_CHUNK = 32768
+
 
 def _act(y: np.ndarray, kind: str) -> np.ndarray:
     """Apply activation ``kind`` to ``y`` in place and return it."""
@@ -412,6 +415,11 @@ class NumpyBackend(Backend):
     def sgd_update(self, param, grad, velocity=None, *, lr: float, momentum: float = 0.0,
                    nesterov: bool = False, weight_decay: float = 0.0) -> None:
         """In place, PyTorch semantics: v = m*v + g; p -= lr * (g + m*v if nesterov else v)."""
+        if (momentum and not nesterov and not weight_decay and velocity is not None
+                and param.size >= 2 * _SGD_CHUNK and param.flags.c_contiguous
+                and grad.flags.c_contiguous and velocity.flags.c_contiguous):
+            self._sgd_momentum_chunked(param, grad, velocity, lr, momentum)
+            return
         g = grad + weight_decay * param if weight_decay else grad
         if momentum:
             if velocity is None:
@@ -425,6 +433,20 @@ class NumpyBackend(Backend):
         buf = self._scratch(param.shape, param.dtype)
         np.multiply(step, param.dtype.type(lr), out=buf)
         param -= buf
+
+    def _sgd_momentum_chunked(self, param, grad, velocity, lr: float, momentum: float) -> None:
+        """The same operations as the plain path, a cache-sized chunk at a time (the
+        velocity, gradient and weights of a chunk stay in cache across its four passes)."""
+        p, g, v = param.reshape(-1), grad.reshape(-1), velocity.reshape(-1)
+        buf = self._scratch((_SGD_CHUNK,), param.dtype)
+        lr_t = param.dtype.type(lr)
+        for s in range(0, p.size, _SGD_CHUNK):
+            vc = v[s:s + _SGD_CHUNK]
+            vc *= momentum
+            vc += g[s:s + _SGD_CHUNK]
+            step = buf[:vc.size]
+            np.multiply(vc, lr_t, out=step)
+            p[s:s + _SGD_CHUNK] -= step
 
     def _scratch(self, shape: tuple, dtype) -> np.ndarray:
         """A per-thread scratch array of ``shape`` and ``dtype`` (contents undefined)."""
