@@ -123,4 +123,9 @@ class OpenCLBackend(GemmMixin, ConvMixin, PoolMixin, ElementwiseMixin, LossMixin
         self.queue.finish()
 
     def fill(self, a, value: float) -> None:
+        if isinstance(a, cla.Array) and c_contiguous(a):  # a fill command, no kernel build
+            if a.nbytes:
+                cl.enqueue_fill_buffer(self.queue, a.base_data, np.array([value], a.dtype),
+                                       a.offset, a.nbytes)
+            return
         a.fill(value, queue=self.queue)
