@@ -1,5 +1,6 @@
 """Real-browser fixtures: Debian Chromium through Playwright, one JupyterLab server per
-session (started here, always terminated), screenshots into docs/img.
+session (started here, always terminated), screenshots into test-artifacts/ (or into
+docs/img with MAO_LAB_UPDATE_DOCS_IMG=1).
 
 Locally the tests skip when Chromium is missing; with CI=true a missing browser fails.
 """
@@ -92,7 +93,13 @@ def jupyter_lab(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def img_dir() -> Path:
-    out = HERE.parents[2] / "docs" / "img"
+    """Screenshots go to test-artifacts/screenshots (git-ignored); with
+    MAO_LAB_UPDATE_DOCS_IMG=1 they refresh the committed ones in docs/img instead."""
+    root = HERE.parents[2]
+    if os.environ.get("MAO_LAB_UPDATE_DOCS_IMG") == "1":
+        out = root / "docs" / "img"
+    else:
+        out = root / "test-artifacts" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -204,6 +204,10 @@ def test_stop_button_ends_training_cleanly(lab_page, img_dir):
     page.locator(".mao-workbench").screenshot(path=str(img_dir / "workbench.png"))
     page.locator(".mao-dashboard .mao-stop").click()
     page.wait_for_selector(".mao-dashboard .mao-dash-done", timeout=60_000)
+    # the dashboard may show "done" a moment before the handle's thread has finished
+    deadline = time.monotonic() + 30
+    while kernel_json(kc, "handle.done") is not True and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert kernel_json(kc, "handle.done") is True
     assert kernel_json(kc, "handle.error is None") is True
     assert kernel_json(kc, "handle.progress['epoch'] < 500") is True
