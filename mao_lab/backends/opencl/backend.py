@@ -55,9 +55,10 @@ class OpenCLBackend(GemmMixin, ConvMixin, PoolMixin, ElementwiseMixin, LossMixin
             h = h.copy()
         out = self.empty(h.shape, h.dtype)
         if h.size:
-            # non-blocking: the event keeps ``h`` alive until the copy is done, and the
-            # host does not wait for the queue (e.g. the previous step's updates) to drain
-            cl.enqueue_copy(self.queue, out.base_data, h, is_blocking=False)
+            # non-blocking: the host does not wait for the queue (e.g. the previous step's
+            # updates) to drain. The event keeps ``h`` alive and waits for the copy when it
+            # is dropped, so it stays with the array (and its reshaped views)
+            out._mao_upload = cl.enqueue_copy(self.queue, out.base_data, h, is_blocking=False)
         return out
 
     def to_host(self, a) -> np.ndarray:
@@ -113,7 +114,10 @@ class OpenCLBackend(GemmMixin, ConvMixin, PoolMixin, ElementwiseMixin, LossMixin
                 if rest and a.size % rest == 0:
                     shape = tuple(a.size // rest if s == -1 else s for s in shape)
             if all(s >= 0 for s in shape) and nelem(shape) == a.size:
-                return self._array(shape, a.dtype, data=a.base_data, offset=a.offset)
+                view = self._array(shape, a.dtype, data=a.base_data, offset=a.offset)
+                if "_mao_upload" in a.__dict__:
+                    view._mao_upload = a._mao_upload
+                return view
         try:
             return a.reshape(shape)
         except ValueError as exc:
