@@ -1,4 +1,4 @@
-"""Fast numpy paths behind the numpy backend's convolution and pooling primitives.
+"""Fast numpy paths behind the numpy backend's convolution, pooling and SGD primitives.
 
 im2col into a batched (B, C*KH*KW, OH*OW) matrix so one batched GEMM gives NCHW directly;
 that matrix is kept (verified by the input's content) for the filter gradient; max pooling
@@ -15,6 +15,8 @@ from numpy.lib.stride_tricks import as_strided
 
 # Largest im2col block built at once (elements); bigger batches are processed in chunks.
 CHUNK_ELEMENTS = 1 << 22
+# Elements per chunk of the momentum-SGD update (128 KiB of float32: fits in L2).
+SGD_CHUNK = 32768
 
 
 def pad_nchw(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:
@@ -368,3 +370,39 @@ def maxpool_backward(dy, idx, x_shape, index: PoolIndex) -> np.ndarray:
         return dx.reshape(x_shape)
     dx = np.bincount(idx.ravel(), weights=dy.ravel(), minlength=size)
     return dx.astype(dy.dtype).reshape(x_shape)
+
+
+class Scratch:
+    """Per-thread scratch arrays by shape and dtype (contents undefined between uses)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def get(self, shape: tuple, dtype) -> np.ndarray:
+        bufs = getattr(self._local, "bufs", None)
+        if bufs is None:
+            bufs = self._local.bufs = {}
+        key = (tuple(shape), np.dtype(dtype).str)
+        buf = bufs.get(key)
+        if buf is None:
+            if len(bufs) > 64:
+                bufs.clear()
+            buf = bufs[key] = np.empty(shape, dtype=dtype)
+        return buf
+
+
+def sgd_momentum_chunked(param, grad, velocity, lr: float, momentum: float,
+                         buf: np.ndarray) -> None:
+    """v = m*v + g; p -= lr * v on C-contiguous arrays, ``len(buf)`` elements at a time, so
+    velocity, gradient and weights of a chunk stay in cache across the four passes (the
+    same operations as the whole-array form, so bitwise the same result)."""
+    p, g, v = param.reshape(-1), grad.reshape(-1), velocity.reshape(-1)
+    n = buf.size
+    lr_t = param.dtype.type(lr)
+    for s in range(0, p.size, n):
+        vc = v[s:s + n]
+        vc *= momentum
+        vc += g[s:s + n]
+        step = buf[:vc.size]
+        np.multiply(vc, lr_t, out=step)
+        p[s:s + n] -= step

@@ -6,8 +6,6 @@ the same method names; the conformance suite compares both against this one in f
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -15,9 +13,6 @@ from ..errors import ConfigError, ShapeError
 from . import _checks as C
 from . import _numpy_fast as _fast
 from .base import Backend, dropout_uniform
-
-# Elements per chunk of the momentum-SGD update (128 KiB of float32: fits in L2).
-_SGD_CHUNK = 32768
 
 
 def _act(y: np.ndarray, kind: str) -> np.ndarray:
@@ -74,7 +69,7 @@ class NumpyBackend(Backend):
         self.info = numpy_device_info()
         self._cols = _fast.ColsCache()  # im2col of recent conv inputs, for the filter gradient
         self._pool = _fast.PoolIndex()
-        self._local = threading.local()  # per-thread scratch buffers (sgd_update)
+        self._scratch = _fast.Scratch()  # per-thread buffers (sgd_update)
 
     # ---- memory -------------------------------------------------------------------------
     def asarray(self, x, dtype=None) -> np.ndarray:
@@ -416,9 +411,10 @@ class NumpyBackend(Backend):
                    nesterov: bool = False, weight_decay: float = 0.0) -> None:
         """In place, PyTorch semantics: v = m*v + g; p -= lr * (g + m*v if nesterov else v)."""
         if (momentum and not nesterov and not weight_decay and velocity is not None
-                and param.size >= 2 * _SGD_CHUNK and param.flags.c_contiguous
+                and param.size >= 2 * _fast.SGD_CHUNK and param.flags.c_contiguous
                 and grad.flags.c_contiguous and velocity.flags.c_contiguous):
-            self._sgd_momentum_chunked(param, grad, velocity, lr, momentum)
+            _fast.sgd_momentum_chunked(param, grad, velocity, lr, momentum,
+                                       self._scratch.get((_fast.SGD_CHUNK,), param.dtype))
             return
         g = grad + weight_decay * param if weight_decay else grad
         if momentum:
@@ -430,36 +426,9 @@ class NumpyBackend(Backend):
         else:
             step = g
         # lr * step into a reused buffer: no fresh (page-faulting) temporary every step
-        buf = self._scratch(param.shape, param.dtype)
+        buf = self._scratch.get(param.shape, param.dtype)
         np.multiply(step, param.dtype.type(lr), out=buf)
         param -= buf
-
-    def _sgd_momentum_chunked(self, param, grad, velocity, lr: float, momentum: float) -> None:
-        """The same operations as the plain path, a cache-sized chunk at a time (the
-        velocity, gradient and weights of a chunk stay in cache across its four passes)."""
-        p, g, v = param.reshape(-1), grad.reshape(-1), velocity.reshape(-1)
-        buf = self._scratch((_SGD_CHUNK,), param.dtype)
-        lr_t = param.dtype.type(lr)
-        for s in range(0, p.size, _SGD_CHUNK):
-            vc = v[s:s + _SGD_CHUNK]
-            vc *= momentum
-            vc += g[s:s + _SGD_CHUNK]
-            step = buf[:vc.size]
-            np.multiply(vc, lr_t, out=step)
-            p[s:s + _SGD_CHUNK] -= step
-
-    def _scratch(self, shape: tuple, dtype) -> np.ndarray:
-        """A per-thread scratch array of ``shape`` and ``dtype`` (contents undefined)."""
-        bufs = getattr(self._local, "bufs", None)
-        if bufs is None:
-            bufs = self._local.bufs = {}
-        key = (shape, np.dtype(dtype).str)
-        buf = bufs.get(key)
-        if buf is None:
-            if len(bufs) > 64:
-                bufs.clear()
-            buf = bufs[key] = np.empty(shape, dtype=dtype)
-        return buf
 
     def adam_update(self, param, grad, m, v, *, lr: float, beta1: float = 0.9,
                     beta2: float = 0.999, eps: float = 1e-7, step: int = 1) -> None:
