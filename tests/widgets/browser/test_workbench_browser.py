@@ -72,6 +72,7 @@ def select(page, layer):
 
 def type_and_enter(page, field, value):
     box = page.locator(f'{GRAPH} .mao-field[data-name="{field}"] input')
+    box.wait_for(timeout=20_000)
     box.fill(value)
     box.press("Enter")
 
@@ -113,7 +114,9 @@ def test_loss_curve_grows_while_training_runs(lab_page):
 def test_edit_by_typing_enter_is_pending_then_applied_and_in_the_kernel(lab_page, img_dir):
     page, kc, _ = lab_page
     select(page, "f6")
-    assert page.locator(f'{GRAPH} .mao-field[data-name="activation"] select').count() == 1
+    choice = page.locator(f'{GRAPH} .mao-field[data-name="activation"] select')
+    choice.wait_for(timeout=20_000)  # the panel's fields may render just after its title
+    assert choice.count() == 1
     type_and_enter(page, "units", "32")
     page.wait_for_function(f"""() => document.querySelector(
         '{GRAPH} .mao-node[data-id="f6"] .mao-node-shape').textContent === '(32,)'""",
