@@ -126,11 +126,35 @@ class TrainingMixin:
 
     # ---- one step ---------------------------------------------------------------------------
     def _forward(self, x, training: bool, logits: bool = False):
-        last = len(self.layers) - 1
-        for i, la in enumerate(self.layers):
+        """Forward through every layer; a Conv2D followed by a MaxPool2D runs as one fused
+        backend op where the backend has it (``Conv2D.fuses_with``); ``self._pooled``
+        records those pairs for the backward."""
+        layers, pooled = self.layers, set()
+        last, i = len(layers) - 1, 0
+        while i <= last:
+            la = layers[i]
+            if i < last and type(la).__name__ == "Conv2D" and la.fuses_with(layers[i + 1]):
+                x = la.forward_pooled(x, layers[i + 1], training)
+                pooled.add(i + 1)
+                i += 2
+                continue
             x = la.forward(x, training, logits=True) if logits and i == last else \
                 la.forward(x, training)
+            i += 1
+        self._pooled = pooled
         return x
+
+    def _backward(self, dy) -> None:
+        """Backward through the layers of the last ``_forward`` (fused pairs as one)."""
+        layers, pooled = self.layers, self._pooled
+        i = len(layers) - 1
+        while i >= 0 and dy is not None:  # None: the layers below have no weights
+            if i in pooled:
+                dy = layers[i - 1].backward_pooled(dy)
+                i -= 2
+            else:
+                dy = layers[i].backward(dy)
+                i -= 1
 
     def _loss_and_grads(self, xb: np.ndarray, yb: np.ndarray, want_ids: bool = False):
         """Forward, loss and backward of one host batch, enqueued with a single wait at the
@@ -140,10 +164,7 @@ class TrainingMixin:
             la.zero_grads()
         out = self._forward(_device(be, xb), True, logits=self._fused)
         total, scale, dy = self.loss(be, out, _device(be, yb), logits=self._fused)
-        for la in reversed(self.layers):
-            if dy is None:  # the layers below have no weights (see need_dx)
-                break
-            dy = la.backward(dy)
+        self._backward(dy)
         ids = self._device_ids(out) if want_ids else None
         loss = float(be.to_host(total)) * scale  # the one wait of the step
         return loss, (self._host_ids(ids) if want_ids else None)

@@ -127,20 +127,28 @@ def conv_key(x: np.ndarray, w_shape, stride, padding) -> tuple:
 
 def conv_forward(x, w, bias, stride, padding, oh, ow, cache: ColsCache) -> np.ndarray:
     """conv + bias (no activation): x (B, C, H, W), w (F, C, KH, KW) -> (B, F, OH, OW)."""
+    z, layout = conv_raw(x, w, bias, stride, padding, oh, ow, cache)
+    if layout == "nchw":
+        return z
+    y = np.empty((x.shape[0], w.shape[0], oh, ow), dtype=x.dtype)
+    np.copyto(y, z.transpose(0, 2, 1, 3))
+    return y
+
+
+def conv_raw(x, w, bias, stride, padding, oh, ow, cache: ColsCache):
+    """conv + bias in the layout its GEMM produced: (z, "rows") with z (B, OH, F, OW) from the
+    width-Toeplitz GEMM, or (z, "nchw") with z (B, F, OH, OW) from im2col. Either way the
+    input's lowered matrix is kept in ``cache`` for the filter gradient."""
     f, c, kh, kw = w.shape
     b = x.shape[0]
     wp = x.shape[3] + padding[2] + padding[3]
     if forward_by_toeplitz(x.shape, w.shape, stride, wp, oh, ow):
         rows = im2row(x, kh, padding, oh)
-        y2 = rows @ toeplitz(w, ow, wp, "rows")  # (B*OH, F*OW)
+        z = (rows @ toeplitz(w, ow, wp, "rows")).reshape(b, oh, f, ow)  # (B*OH, F*OW)
         cache.keep(conv_key(x, w.shape, stride, padding), x, rows)
-        y = np.empty((b, f, oh, ow), dtype=x.dtype)
-        src = y2.reshape(b, oh, f, ow).transpose(0, 2, 1, 3)
-        if bias is None:
-            np.copyto(y, src)
-        else:
-            np.add(src, bias.reshape(f, 1, 1), out=y)
-        return y
+        if bias is not None:
+            z += bias.reshape(f, 1)
+        return z, "rows"
     k, p = c * kh * kw, oh * ow
     w2 = w.reshape(f, k)
     y = np.empty((b, f, p), dtype=x.dtype)
@@ -158,11 +166,14 @@ def conv_forward(x, w, bias, stride, padding, oh, ow, cache: ColsCache) -> np.nd
             np.matmul(w2, cols, out=y[s:e])
     if bias is not None:
         y += bias.reshape(f, 1)
-    return y.reshape(b, f, oh, ow)
+    return y.reshape(b, f, oh, ow), "nchw"
 
 
-def conv_backward_filter(dy, x, w_shape, stride, padding, cache: ColsCache) -> np.ndarray:
-    """dw (F, C, KH, KW) = sum over batch and positions of dy * im2col(x)."""
+def conv_backward_filter(dy, x, w_shape, stride, padding, cache: ColsCache,
+                         dy_rows: np.ndarray | None = None) -> np.ndarray:
+    """dw (F, C, KH, KW) = sum over batch and positions of dy * im2col(x).
+
+    ``dy_rows``, when the caller has it, is dy already as (B*OH, F*OW) (see ``rows_of``)."""
     f, c, kh, kw = w_shape
     b, _, oh, ow = dy.shape
     k, p = c * kh * kw, oh * ow
@@ -170,7 +181,7 @@ def conv_backward_filter(dy, x, w_shape, stride, padding, cache: ColsCache) -> n
     cached = cache.take(conv_key(x, w_shape, stride, padding), x)
     if forward_by_toeplitz(x.shape, w_shape, stride, wp, oh, ow):
         rows = cached if cached is not None else im2row(x, kh, padding, oh)
-        g = rows.T @ rows_of(dy)  # (C*KH*Wp, F*OW)
+        g = rows.T @ (rows_of(dy) if dy_rows is None else dy_rows)  # (C*KH*Wp, F*OW)
         return g.ravel()[toeplitz_index(w_shape, ow, wp, "rows")].sum(axis=-1)
     dy3 = dy.reshape(b, f, p)
     if cached is not None:
@@ -265,15 +276,18 @@ def forward_by_toeplitz(x_shape, w_shape, stride, wp: int, oh: int, ow: int) -> 
     return toeplitz < im2col
 
 
-def conv_backward_data(dy, w, x_shape, stride, padding) -> np.ndarray:
-    """dx (B, C, H, W): one row-Toeplitz GEMM + KH shifted adds, or col2im(w^T @ dy)."""
+def conv_backward_data(dy, w, x_shape, stride, padding,
+                       dy_rows: np.ndarray | None = None) -> np.ndarray:
+    """dx (B, C, H, W): one row-Toeplitz GEMM + KH shifted adds, or col2im(w^T @ dy).
+
+    ``dy_rows``: dy as (B*OH, F*OW) when the caller has it in that layout."""
     f, c, kh, kw = w.shape
     b, _, oh, ow = dy.shape
     t, bo, le, r = padding
     h, wd = x_shape[2], x_shape[3]
     hp, wp = h + t + bo, wd + le + r
     if use_row_toeplitz(w.shape, stride, wp):
-        contrib = rows_of(dy) @ toeplitz(w, ow, wp, "cols")
+        contrib = (rows_of(dy) if dy_rows is None else dy_rows) @ toeplitz(w, ow, wp, "cols")
         contrib = contrib.reshape(b, oh, kh, c * wp)
         dxp = np.zeros((b, hp, c * wp), dtype=dy.dtype)
         for i in range(kh):

@@ -12,6 +12,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..errors import ConfigError, ShapeError
 from . import _checks as C
 from . import _numpy_fast as _fast
+from . import _numpy_fused as _fused
 from .base import Backend, dropout_uniform
 
 
@@ -304,6 +305,36 @@ class NumpyBackend(Backend):
             out *= beta
             out += dw
         return out
+
+    def conv2d_maxpool_forward(self, x, w, bias=None, *, stride=(1, 1),
+                               padding=(0, 0, 0, 0), activation="relu", pool=(2, 2)):
+        """act(maxpool(conv(x) + bias)) in one pass: what conv2d_forward (linear), then
+        maxpool2d_forward with stride == pool and no padding, then ``activation`` compute.
+
+        Only for activations that commute with max ("relu", "linear"). Returns (y, state);
+        ``state`` is opaque and feeds ``conv2d_maxpool_backward``. y: (B, F, OH2, OW2).
+        """
+        oh, ow = C.conv_dims(x.shape, w.shape, stride, padding, "conv2d_maxpool_forward")
+        if activation not in _fused.FUSABLE_ACTIVATIONS:
+            raise ConfigError(f"conv2d_maxpool_forward: activation must be one of "
+                              f"{_fused.FUSABLE_ACTIVATIONS} (they commute with max); "
+                              f"received {activation!r}")
+        C.check_same_dtype("conv2d_maxpool_forward", x=x, w=w, bias=bias)
+        pool = tuple(int(p) for p in pool)
+        if len(pool) != 2 or min(pool) < 1 or pool[0] > oh or pool[1] > ow:
+            raise ShapeError(f"conv2d_maxpool_forward: pool must be a pair of positive ints "
+                             f"no larger than the conv output ({oh}, {ow}); received {pool}")
+        return _fused.conv_maxpool_forward(x, w, bias, tuple(stride), tuple(padding), oh, ow,
+                                           pool, activation, self._cols)
+
+    def conv2d_maxpool_backward(self, dy, state, x, w, *, stride=(1, 1),
+                                padding=(0, 0, 0, 0), need_dx: bool = True):
+        """(dx or None, dw, db) of ``conv2d_maxpool_forward`` for dy (B, F, OH2, OW2)."""
+        if tuple(dy.shape) != tuple(state.y.shape):
+            raise ShapeError(f"conv2d_maxpool_backward: dy {tuple(dy.shape)} does not match "
+                             f"the forward output {tuple(state.y.shape)}")
+        return _fused.conv_maxpool_backward(dy, state, x, w, tuple(stride), tuple(padding),
+                                            self._cols, need_dx)
 
     # ---- pooling --------------------------------------------------------------------------
     def maxpool2d_forward(self, x, pool, *, stride=None, padding=(0, 0, 0, 0)):

@@ -115,3 +115,42 @@ class Conv2D(Layer):
             return None
         return be.conv2d_backward_data(dz, w, tuple(x.shape), stride=self.strides,
                                        padding=self._pad)
+
+    # ---- fused with a following MaxPool2D (the model's step calls these) -------------------
+    def fuses_with(self, nxt: Layer) -> bool:
+        """True when this conv and the next layer can run as one backend op: a MaxPool2D
+        with stride == pool and no padding, an activation that commutes with max, and a
+        backend offering ``conv2d_maxpool_forward``."""
+        return (type(nxt).__name__ == "MaxPool2D" and self.activation in ("relu", "linear")
+                and tuple(nxt.strides) == tuple(nxt.pool_size) and not any(nxt._pad)
+                and getattr(self.be, "conv2d_maxpool_forward", None) is not None)
+
+    def forward_pooled(self, x, pool: Layer, training: bool = False):
+        """act(maxpool(conv(x))): this layer followed by ``pool`` (see ``fuses_with``)."""
+        y, st = self.be.conv2d_maxpool_forward(
+            x, self.params["kernel"], self.params.get("bias"), stride=self.strides,
+            padding=self._pad, activation=self.activation, pool=pool.pool_size)
+        self._c_x, self._c_pooled = x, st
+        return y
+
+    def backward_pooled(self, dy):
+        """Backward of ``forward_pooled``: dy is the pooled gradient; returns dx."""
+        be, w = self.be, self.params["kernel"]
+        dx, dw, db = be.conv2d_maxpool_backward(dy, self._c_pooled, self._c_x, w,
+                                                stride=self.strides, padding=self._pad,
+                                                need_dx=self.need_dx)
+        beta = self._grad_beta()
+        _accumulate(self.grads["kernel"], dw, beta)
+        if self.use_bias:
+            _accumulate(self.grads["bias"], db, beta)
+        self._c_pooled = None
+        return dx
+
+
+def _accumulate(out, value, beta: float) -> None:
+    """out = value + beta * out (host arrays)."""
+    if beta == 0:
+        out[...] = value
+    else:
+        out *= beta
+        out += value
