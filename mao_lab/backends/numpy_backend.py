@@ -443,7 +443,10 @@ class NumpyBackend(Backend):
         """In place, PyTorch semantics: v = m*v + g; p -= lr * (g + m*v if nesterov else v)."""
         if (momentum and not nesterov and not weight_decay and velocity is not None
                 and param.size >= 2 * _fast.SGD_CHUNK and param.flags.c_contiguous
-                and grad.flags.c_contiguous and velocity.flags.c_contiguous):
+                and grad.flags.c_contiguous and velocity.flags.c_contiguous
+                and grad.dtype == param.dtype == velocity.dtype):
+            if _fast.sgd_momentum_blas(param, grad, velocity, lr, momentum):
+                return
             _fast.sgd_momentum_chunked(param, grad, velocity, lr, momentum,
                                        self._scratch.get((_fast.SGD_CHUNK,), param.dtype))
             return
