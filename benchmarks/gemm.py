@@ -2,7 +2,8 @@
 register blocks), numpy/OpenBLAS itself and CLBlast (when pyclblast imports), at square
 sizes and at the training GEMM shapes of LeNet-5 and an MLP 784-300-10 (batch 64).
 
-Each thread count runs in its own subprocess (PoCL reads POCL_CPU_MAX_CU_COUNT at start).
+Each thread count runs in its own subprocess: PoCL reads its thread count when it starts
+(POCL_MAX_PTHREAD_COUNT up to PoCL 3.x, POCL_CPU_MAX_CU_COUNT from 4.0; both are set).
 Figures are the best of a short series (packing included: the OpenCL backend packs both
 operands on every call). Usage: python benchmarks/gemm.py [--quick] [--json FILE]
 [--markdown FILE] [--threads 1,2] [--retune].
@@ -236,7 +237,8 @@ def main(argv=None) -> int:
         return 0
     runs = []
     for t in (int(x) for x in args.threads.split(",")):
-        env = dict(os.environ, POCL_CPU_MAX_CU_COUNT=str(t), POCL_AFFINITY="1",
+        env = dict(os.environ, POCL_MAX_PTHREAD_COUNT=str(t), POCL_CPU_MAX_CU_COUNT=str(t),
+                   POCL_AFFINITY="1",
                    OMP_NUM_THREADS=str(t))
         cmd = [sys.executable, __file__, "--worker", str(t)] + ["--quick"] * args.quick \
             + ["--retune"] * (args.retune and not runs)

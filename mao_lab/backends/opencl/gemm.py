@@ -31,6 +31,8 @@ _SMALL_B = 1 << 15  # elements: a B this small is read in place (it stays in L1/
 _SMALL_A = 1 << 16  # elements of a transposed A with K <= _THIN_M read in place
 _THIN_M, _THIN_B = 64, 1 << 18  # few rows: B up to 1 MB is read in place (packing it costs
 # more than the few row blocks gain; 784x300 B, M=64: 425 -> 343 us on PoCL, 1 thread)
+_LONG_K = 1024  # K from which a few rows (M <= 16) get one row block of their own
+_L2_SLAB = 1 << 16  # elements of B (256 KB) one K slab of a thin product spans
 _REDUCE_ARGS = [_I, _I, _I, _I, None, None, _L, _I, _F, _F, None, _L, _I]
 _PACK_ARGS = [None, _L, _L, _L, _I, _I, _I, None]
 
@@ -68,6 +70,15 @@ def b_config(cfg: GemmConfig, n: int) -> GemmConfig:
     return cfg
 
 
+@lru_cache(maxsize=64)
+def thin_config(cfg: GemmConfig, m: int, n: int) -> GemmConfig:
+    """The block for a few long rows (M <= 16, long K: conv weight gradients): at most two
+    row blocks of 4 or 8 rows, so B streams from memory once or twice, not once per 4 rows
+    (16 x 150 x 6400 on PoCL, 1 thread: 1.6 ms with the 4 x 64 block, ~0.75 ms with 8 x 32).
+    """
+    return replace(cfg, mr=4 if m <= 4 else 8, vw=16, nv=2 if n >= 32 else 1)
+
+
 class PackedB:
     """op(b) packed into column panels for gemm; reuse it while ``b`` does not change.
 
@@ -99,6 +110,21 @@ class PackedB:
         return self
 
 
+class _Plan:
+    """How one gemm call signature runs: kernels, grids and the arguments fixed by it."""
+
+    __slots__ = ("m", "n", "k", "ldc", "act", "softmax", "kp", "kc", "sam", "sak", "ldb",
+                 "b_mode", "pack_a", "pack_b", "kern", "grid", "local2", "local3", "rb",
+                 "reduce", "bytes_a", "bytes_b", "bytes_p")
+
+    def __init__(self, m: int, n: int, k: int, ldc: int, act: int, softmax) -> None:
+        self.m, self.n, self.k, self.ldc, self.act, self.softmax = m, n, k, ldc, act, softmax
+        self.kp = self.kc = self.sam = self.sak = self.ldb = self.rb = 0
+        self.b_mode, self.pack_a, self.pack_b, self.kern, self.reduce = "", None, None, None, None
+        self.grid, self.local2, self.local3 = (), None, None
+        self.bytes_a = self.bytes_b = self.bytes_p = 0
+
+
 class GemmMixin:
     """``gemm`` and ``pack_b`` for OpenCLBackend (needs ``self.rt``, ``ctx``, ``queue``)."""
 
@@ -114,6 +140,7 @@ class GemmMixin:
     @gemm_config.setter
     def gemm_config(self, cfg: GemmConfig) -> None:
         self._gemm_cfg = cfg
+        self.__dict__.pop("_gemm_plans", None)  # plans hold kernels of the old block
 
     def _workspace(self, slot: str, nbytes: int):
         """A scratch buffer of at least ``nbytes`` (grown, reused: the queue is in order)."""
@@ -141,9 +168,13 @@ class GemmMixin:
             k._mao_dtypes_set = True
         return k
 
+    def _pack_kernel(self, cfg: GemmConfig, which: str):
+        """The kernel packing op(A) (which="a") or op(B) (which="b") for ``cfg``'s block."""
+        return self._kern("gemm_pack.cl", f"gemm_pack_{which}", cfg.pack_options(), _PACK_ARGS)
+
     def _pack(self, buf, off, s_outer, s_inner, rows, k, kp, dst, cfg, which: str) -> None:
         """Pack op(A) (which="a", rows=M) or op(B) (which="b", rows=N) into ``dst``."""
-        kern = self._kern("gemm_pack.cl", f"gemm_pack_{which}", cfg.pack_options(), _PACK_ARGS)
+        kern = self._pack_kernel(cfg, which)
         kern.set_args(buf, off, s_outer, s_inner, rows, k, kp, dst)
         block = cfg.mr if which == "a" else cfg.nr
         grid = (-(-kp // _KC), -(-rows // block))
@@ -184,22 +215,44 @@ class GemmMixin:
 
         a: (M, K) or (K, M) if trans_a; b: (K, N), (N, K) if trans_b, or a PackedB;
         bias: (N,); out: (M, N) with unit column stride. Returns out (allocated if None).
+        The launch plan of each call signature (shapes, strides, flags) is cached, so a
+        repeated call only sets arguments and enqueues.
         """
+        if type(b) is PackedB and b.base != self.gemm_config and not trans_b:
+            b = PackedB(self, b.source, b.trans_b)  # the configuration changed since packing
+        try:
+            key = (type(a), a.shape, a.strides, a.dtype, type(b), b.shape,
+                   getattr(b, "strides", None), b.dtype, trans_a, trans_b, activation,
+                   None if out is None else (
+                       type(out), out.shape, out.strides, out.dtype,
+                       a.base_data == out.base_data,
+                       getattr(b, "base_data", None) == out.base_data),
+                   None if bias is None else (type(bias), bias.shape, bias.strides, bias.dtype))
+        except AttributeError:  # not a device array: the full checks say what is wrong
+            key = None
+        plans = self.__dict__.setdefault("_gemm_plans", {})
+        plan = plans.get(key)
+        if plan is None:
+            plan = self._gemm_plan(a, b, trans_a, trans_b, beta, out, bias, activation)
+            if key is not None and len(plans) < 512:
+                plans[key] = plan
+        return self._gemm_run(plan, a, b, alpha, beta, out, bias)
+
+    def _gemm_plan(self, a, b, trans_a, trans_b, beta, out, bias, activation) -> _Plan:
+        """Check one call signature and decide how it runs (packing, block, grid, split)."""
         C.check_activation(activation, "gemm")
         C.check_ndim("a", a, 2, "gemm")
-        a_off, a0, a1 = _elem_strides(a, "a")
+        _, a0, a1 = _elem_strides(a, "a")
         m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
         sam, sak = (a1, a0) if trans_a else (a0, a1)
         base = self.gemm_config
         if isinstance(b, PackedB):
             if trans_b:
                 raise ConfigError("gemm: a PackedB already holds op(b); pass trans_b=False")
-            if b.base != base:  # the configuration changed (tuning) since it was packed
-                b = PackedB(self, b.source, b.trans_b)
             (k2, n), packed, bshape = b.shape, b, b.source.shape
         else:
             C.check_ndim("b", b, 2, "gemm")
-            b_off, b0, b1 = _elem_strides(b, "b")
+            _, b0, b1 = _elem_strides(b, "b")
             k2, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
             packed, bshape = None, b.shape
         if k != k2:
@@ -212,70 +265,115 @@ class GemmMixin:
         if out is None:
             if beta != 0:
                 raise ConfigError("gemm: beta != 0 needs an 'out' array to accumulate into")
-            out = self.empty((m, n), _F32)
+            ldc = n
         else:
             C.check_shape("out", out, (m, n), "gemm")
-        c_off, c0, c1 = _elem_strides(out, "out")
-        if c1 != 1 and n > 1:
-            raise ShapeError(f"gemm: 'out' needs unit column stride; received {out.strides}")
-        ldc = c0 if m > 1 else n
+            _, c0, c1 = _elem_strides(out, "out")
+            if c1 != 1 and n > 1:
+                raise ShapeError(f"gemm: 'out' needs unit column stride; received {out.strides}")
+            ldc = c0 if m > 1 else n
         if bias is not None:
             C.check_shape("bias", bias, (n,), "gemm")
-            bias_off, bs, _ = _elem_strides(bias, "bias")
+            _, bs, _ = _elem_strides(bias, "bias")
             if n > 1 and bs != 1:
                 raise ShapeError(f"gemm: 'bias' must be contiguous; received {bias.strides}")
+        p = _Plan(m, n, k, ldc, _ACT_CODE[activation], activation == "softmax")
         if m == 0 or n == 0:
-            return out
-        if k == 0:  # an empty sum: out = act(beta * out + bias)
-            a, sam, sak, a_off = out, 0, 0, 0  # any readable buffer; no k step runs
+            return p
+        if k == 0:  # an empty sum: out = act(beta * out + bias); A is never read
+            sam = sak = 0
         cfg = b_config(base, n if n < 32 else 32)
-        kp = _kpad(k, cfg.ku)
+        thin = m <= 16 and k >= _LONG_K and packed is None
+        if thin:
+            cfg = thin_config(base, m, n)
+        p.kp = kp = _kpad(k, cfg.ku)
         mb, nb = -(-m // cfg.mr), -(-n // cfg.nr)
-        b_off_k, ldb = 0, 0
+        alias_b = out is not None and packed is None and b.base_data == out.base_data
+        alias_a = out is not None and a.base_data == out.base_data
         if packed is not None:
-            bp, pack_b = packed.buffer, True
+            p.b_mode, pack_b = "packed", True
         else:
             sbk, sbn = (b1, b0) if trans_b else (b0, b1)
-            small = k * n <= _SMALL_B or (m <= _THIN_M and k * n <= _THIN_B)
-            pack_b = not (sbn == 1 and n >= cfg.nr and small and k > 0) \
-                or b.base_data == out.base_data  # never read what this call overwrites
-            if pack_b:
-                bp = self._workspace("b", nb * kp * cfg.nr * 4)
-                self._pack(b.base_data, b_off, sbk, sbn, n, k, kp, bp, cfg, "b")
+            # packing B pays when several row blocks reuse it; one or two only stream it
+            small = k * n <= _SMALL_B or (m <= _THIN_M and (k * n <= _THIN_B or mb <= 2))
+            pack_b = not (sbn == 1 and n >= cfg.nr and small and k > 0) or alias_b
+            if pack_b:  # op(B) into column panels in a workspace, every call
+                p.b_mode, p.bytes_b = "pack", nb * kp * cfg.nr * 4
+                p.pack_b = (self._pack_kernel(cfg, "b"), (-(-kp // _KC), nb), sbk, sbn)
             else:  # small row-major B: read in place, no packing launch
-                bp, b_off_k, ldb = b.base_data, b_off, sbk
+                p.b_mode, p.ldb = "inplace", sbk
         # pack A when asked, or when its k-stride is long (transposed A: one line per k)
         # (a short K of a small transposed A stays in L2: x^T dz of a Dense layer's weight
         # gradient, 784x64 @ 64x300: 364 -> 317 us read in place on PoCL, 1 thread)
         long_a = sak != 1 and abs(sak) > 64 and nb > 1 and not (k <= _THIN_M
                                                                  and k * m <= _SMALL_A)
-        pack_a = k > 0 and (cfg.pack_a or long_a or a.base_data == out.base_data)
-        abuf = a.base_data
+        pack_a = k > 0 and (cfg.pack_a or long_a or alias_a)
         if pack_a:
-            abuf = self._workspace("a", mb * kp * cfg.mr * 4)
-            self._pack(a.base_data, a_off, sam, sak, m, k, kp, abuf, cfg, "a")
-        s, kc = self._split(mb, nb, k, cfg.ku)
-        bias_buf = bias.base_data if bias is not None else None  # NULL: no bias
-        bias_off = bias_off if bias is not None else 0
-        act = _ACT_CODE[activation]
-        kern = self._gemm_kernel(cfg, pack_a, pack_b)
+            p.bytes_a = mb * kp * cfg.mr * 4
+            p.pack_a = (self._pack_kernel(cfg, "a"), (-(-kp // _KC), mb), sam, sak)
+        p.sam, p.sak = sam, sak
+        p.kern = self._gemm_kernel(cfg, pack_a, pack_b)
+        p.local2, p.local3 = cfg.local_size(), cfg.local_size(3)
+        s, p.kc = self._split(mb, nb, k, cfg.ku)
+        if thin and p.b_mode == "inplace" and nb > 1:
+            # neighbouring column blocks share B's cache lines: walk K in slabs that stay
+            # in L2 while every column block reads them (B then streams from memory once)
+            kc = _kpad(max(256, _L2_SLAB // n), cfg.ku)
+            if kc < p.kc:
+                s, p.kc = -(-k // kc), kc
         if s == 1:
-            rb = self._row_blocks(mb, nb, cfg.mr * cfg.nr * max(k, 1))
-            kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, b_off_k, ldb,
-                          out.base_data, c_off, ldc, alpha, beta, bias_buf, bias_off, act, 0,
-                          rb)
-            cl.enqueue_nd_range_kernel(self.queue, kern, (-(-mb // rb), nb), cfg.local_size())
+            p.rb = self._row_blocks(mb, nb, cfg.mr * cfg.nr * max(k, 1))
+            p.grid = (-(-mb // p.rb), nb)
         else:
-            part = self._workspace("p", s * mb * cfg.mr * nb * cfg.nr * 4)
-            kern.set_args(m, n, k, kp, kc, abuf, a_off, sam, sak, bp, b_off_k, ldb, part, 0,
-                          0, alpha, beta, None, 0, 0, 1, 1)
-            cl.enqueue_nd_range_kernel(self.queue, kern, (mb, nb, s), cfg.local_size(3))
-            red = self._kern("gemm.cl", "gemm_splitk_reduce", (), _REDUCE_ARGS)
-            red.set_args(n, s, mb * cfg.mr, nb * cfg.nr, part, out.base_data, c_off, ldc,
-                         alpha, beta, bias_buf, bias_off, act)
-            cl.enqueue_nd_range_kernel(self.queue, red, (m,), (1,))
-        if activation == "softmax":
-            sm_k = self._kern("gemm.cl", "gemm_softmax_rows", (), [None, _L, _I, _I])
-            sm_k.set_args(out.base_data, c_off, ldc, n)
-            cl.enqueue_nd_range_kernel(self.queue, sm_k, (m,), (1,))
+            p.grid, p.bytes_p = (mb, nb, s), s * mb * cfg.mr * nb * cfg.nr * 4
+            p.reduce = (self._kern("gemm.cl", "gemm_splitk_reduce", (), _REDUCE_ARGS),
+                        mb * cfg.mr, nb * cfg.nr)
+        if p.softmax:
+            p.softmax = self._kern("gemm.cl", "gemm_softmax_rows", (), [None, _L, _I, _I])
+        return p
+
+    def _gemm_run(self, p: _Plan, a, b, alpha, beta, out, bias):
+        """Enqueue one planned gemm: packing launches, the product, split-K, softmax."""
+        if out is None:
+            if beta != 0:
+                raise ConfigError("gemm: beta != 0 needs an 'out' array to accumulate into")
+            out = self.empty((p.m, p.n), _F32)
+        if p.kern is None:  # M or N is 0
+            return out
+        queue, enqueue = self.queue, cl.enqueue_nd_range_kernel
+        cbuf, c_off = out.base_data, out.offset >> 2
+        if p.b_mode == "packed":
+            bp, b_off = b.buffer, 0
+        elif p.b_mode == "pack":
+            bp, b_off = self._workspace("b", p.bytes_b), 0
+            kern, grid, sk, sn = p.pack_b
+            kern.set_args(b.base_data, b.offset >> 2, sk, sn, p.n, p.k, p.kp, bp)
+            enqueue(queue, kern, grid, (1, 1))
+        else:
+            bp, b_off = b.base_data, b.offset >> 2
+        abuf, a_off = (a.base_data, a.offset >> 2) if p.k else (cbuf, 0)
+        if p.pack_a is not None:
+            kern, grid, sm, sk = p.pack_a
+            dst = self._workspace("a", p.bytes_a)
+            kern.set_args(abuf, a_off, sm, sk, p.m, p.k, p.kp, dst)
+            enqueue(queue, kern, grid, (1, 1))
+            abuf = dst
+        bias_buf, bias_off = (None, 0) if bias is None else (bias.base_data, bias.offset >> 2)
+        if p.reduce is None:
+            p.kern.set_args(p.m, p.n, p.k, p.kp, p.kc, abuf, a_off, p.sam, p.sak, bp, b_off,
+                            p.ldb, cbuf, c_off, p.ldc, alpha, beta, bias_buf, bias_off, p.act,
+                            0, p.rb)
+            enqueue(queue, p.kern, p.grid, p.local2)
+        else:
+            red, mpad, ldp = p.reduce
+            part = self._workspace("p", p.bytes_p)
+            p.kern.set_args(p.m, p.n, p.k, p.kp, p.kc, abuf, a_off, p.sam, p.sak, bp, b_off,
+                            p.ldb, part, 0, 0, alpha, beta, None, 0, 0, 1, 1)
+            enqueue(queue, p.kern, p.grid, p.local3)
+            red.set_args(p.n, p.grid[2], mpad, ldp, part, cbuf, c_off, p.ldc, alpha, beta,
+                         bias_buf, bias_off, p.act)
+            enqueue(queue, red, (p.m,), (1,))
+        if p.softmax:
+            p.softmax.set_args(cbuf, c_off, p.ldc, p.n)
+            enqueue(queue, p.softmax, (p.m,), (1,))
         return out
