@@ -1,7 +1,8 @@
 """Distributed benchmark: scaling, heterogeneous shares and sync overhead on real local clusters.
 
 1. Scaling: LeNet-5 on the MNIST sample, one process vs 1 engine vs 2 engines (1 BLAS
-   thread each), parameter server (best sync_every) and MPI allreduce.
+   thread each, checked on the engines), MPI allreduce and parameter server (sync_every 1,
+   4, 16); measured interleaved, several times, medians and ratios to 1 engine.
 2. Heterogeneity by CPU affinity: three MPI engines, one alone on core 0 and two sharing
    core 1; balance="speed" vs "equal"; efficiency = cluster throughput / sum of each
    engine's standalone throughput under the same pinning (all three measured at once).
@@ -113,12 +114,12 @@ def main() -> None:
     ap.add_argument("--only", choices=("all", "scaling", "hetero"), default="all",
                     help="run one part: scaling (+ sync overhead, OpenCL pair) or hetero")
     args = ap.parse_args()
-    n, epochs, gbs = (1024, 3, 64) if args.quick else (2048, 4, 64)
+    n, epochs, gbs, reps = (1024, 3, 64, 3) if args.quick else (2048, 4, 64, 5)
     x, y = load_mnist_sample().split([n / 5000, 1 - n / 5000], seed=0)[0].numpy()
     x, y = x[:n], y[:n]
     out = []
     if args.only in ("all", "scaling"):
-        out += scaling(x, y, n, epochs, gbs)
+        out += scaling(x, y, n, epochs, gbs, reps)
     if args.only in ("all", "hetero"):
         out += hetero(x, y, epochs, gbs, 2.0 if args.quick else 4.0)
     text = "\n".join(out)
@@ -132,56 +133,84 @@ def lenet():
     return zoo.lenet5(seed=0)
 
 
-def scaling(x, y, n: int, epochs: int, gbs: int) -> list[str]:
-    """Tables 1 and 3 (and the numpy + OpenCL pair), sharing two clusters."""
+def blas_threads(cluster) -> list[int]:
+    """OpenBLAS/OpenMP threads each engine really runs with (threadpoolctl, on the engine)."""
+    def probe():
+        import numpy  # noqa: F401 - load OpenBLAS first, so it is in the report
+        from threadpoolctl import threadpool_info
+
+        return max((d["num_threads"] for d in threadpool_info()), default=1)
+    return cluster.client[cluster.ids].apply_sync(probe)
+
+
+def scaling(x, y, n: int, epochs: int, gbs: int, reps: int) -> list[str]:
+    """Tables 1 and 3 (and the numpy + OpenCL pair).
+
+    One process, 1 engine and 2 engines are measured ``reps`` times interleaved (A, B, C,
+    A, B, C...) so that the drift of a shared machine cancels out; medians are reported,
+    and the 2-engine ratios are medians of the ratios of neighbouring runs.
+    """
     out = []
+    runs: dict[str, list[float]] = {}
+
+    def add(name: str, rate: float) -> None:
+        runs.setdefault(name, []).append(rate)
+
+    with Cluster.local(n=1, mpi=True) as m1, Cluster.local(n=2, mpi=True) as m2, \
+            Cluster.local(n=2) as ps:
+        threads = blas_threads(m1) + blas_threads(m2) + blas_threads(ps)
+        for _ in range(reps):
+            add("one process (1 thread)", single_process(lenet, x, y, gbs, epochs))
+            add("1 engine, MPI", cluster_rate(lenet, m1, x, y, gbs, epochs)[0])
+            add("2 engines, MPI", cluster_rate(lenet, m2, x, y, gbs, epochs,
+                                               balance="equal")[0])
+            add("1 engine, PS", cluster_rate(lenet, ps.subset(ps.ids[:1]), x, y, gbs, epochs,
+                                             strategy="ps")[0])
+            for k in (1, 4, 16):
+                add(f"2 engines, PS sync_every={k}", cluster_rate(
+                    lenet, ps, x, y, gbs, epochs, strategy="ps", sync_every=k,
+                    balance="equal")[0])
+        sync_rows = _sync_overhead(ps, m2, x, y, n)
+        ocl = _opencl_pair(ps, ps.ids, x, y, gbs, epochs)
+    med = {k: float(np.median(v)) for k, v in runs.items()}
+    base = med["one process (1 thread)"]
     rows = []
-    base = single_process(lenet, x, y, gbs, epochs)
-    rows.append(["one process (1 thread)", f"{base:.0f}", "1.00"])
-    with Cluster.local(n=2) as ps:
-        one, _ = cluster_rate(lenet, ps.subset(ps.ids[:1]), x, y, gbs, epochs, strategy="ps")
-        rows.append(["1 engine, PS", f"{one:.0f}", f"{one / base:.2f}"])
-        best = None
-        for k in (1, 4, 16):
-            r, _ = cluster_rate(lenet, ps, x, y, gbs, epochs, strategy="ps", sync_every=k,
-                                balance="equal")
-            rows.append([f"2 engines, PS sync_every={k}", f"{r:.0f}", f"{r / base:.2f}"])
-            best = max(best or 0, r)
-        ps_pair = ps.ids
-        sync_rows = []
-        tiny = 2
-        for name, build, xs, ys in (("iris 4-30-20-3", lambda: zoo.iris(seed=0), None, None),
-                                    ("FC-300", lambda: zoo.fc300(seed=0), None, None),
-                                    ("LeNet-5", lenet, x, y)):
-            if xs is None:
-                xs, ys = _inputs_for(build(), n)
-            model = build()
-            r, snap = cluster_rate(build, ps, xs[:256], ys[:256], tiny, 2, strategy="ps",
-                                   balance="equal")
-            comp = max(m["compute_s"] for m in snap["metrics"].values())
-            sync_rows.append([name, f"{model.count_params():,}", "PS",
-                              f"{(tiny / r - comp) * 1e3:.2f}"])
-        ocl = _opencl_pair(ps, ps_pair, x, y, gbs, epochs)
-    with Cluster.local(n=2, mpi=True) as mpi:
-        r, _ = cluster_rate(lenet, mpi, x, y, gbs, epochs, balance="equal")
-        rows.append(["2 engines, MPI", f"{r:.0f}", f"{r / base:.2f}"])
-        for name, build, xs, ys in (("iris 4-30-20-3", lambda: zoo.iris(seed=0), None, None),
-                                    ("FC-300", lambda: zoo.fc300(seed=0), None, None),
-                                    ("LeNet-5", lenet, x, y)):
-            if xs is None:
-                xs, ys = _inputs_for(build(), n)
-            r2, snap = cluster_rate(build, mpi, xs[:256], ys[:256], tiny, 2, balance="equal")
-            comm = np.mean([m["comm_s"] for m in snap["metrics"].values()])
-            sync_rows.append([name, f"{build().count_params():,}", "MPI",
-                              f"{comm * 1e3:.2f}"])
-    out.append(table(f"Scaling: LeNet-5, {n} MNIST digits, global batch {gbs}, samples/s",
-                     ["configuration", "samples/s", "vs one process"], rows))
+    for name, v in med.items():
+        one = "1 engine, MPI" if "MPI" in name else "1 engine, PS"
+        pair = [b / a for a, b in zip(runs[one], runs[name])]
+        rows.append([name, f"{v:.0f}", f"{v / base:.2f}",
+                     "-" if name.startswith("one") else f"{np.median(pair):.2f}"])
+    out.append(table(f"Scaling: LeNet-5, {n} MNIST digits, global batch {gbs}, samples/s "
+                     f"(median of {reps} interleaved runs; engines' BLAS threads: "
+                     f"{sorted(set(threads))})",
+                     ["configuration", "samples/s", "vs one process", "vs 1 engine"], rows))
     if ocl:
         out.append(table("numpy engine + OpenCL engine (LeNet-5, PS)",
                          ["configuration", "samples/s", "shares"], ocl))
     out.append(table("Sync overhead per step (2 engines, 1 sample each)",
                      ["model", "params", "strategy", "ms per step"], sync_rows))
     return out
+
+
+def _sync_overhead(ps, mpi, x, y, n: int) -> list[list[str]]:
+    """Per-step cost of a PS round and of an MPI allreduce, 1 sample per engine."""
+    rows, tiny = [], 2
+    models = (("iris 4-30-20-3", lambda: zoo.iris(seed=0), None, None),
+              ("FC-300", lambda: zoo.fc300(seed=0), None, None),
+              ("LeNet-5", lenet, x, y))
+    for strategy, cluster in (("PS", ps), ("MPI", mpi)):
+        for name, build, xs, ys in models:
+            if xs is None:
+                xs, ys = _inputs_for(build(), n)
+            r, snap = cluster_rate(build, cluster, xs[:256], ys[:256], tiny, 2,
+                                   strategy=strategy.lower(), balance="equal")
+            if strategy == "PS":
+                comp = max(m["compute_s"] for m in snap["metrics"].values())
+                ms = (tiny / r - comp) * 1e3
+            else:
+                ms = np.mean([m["comm_s"] for m in snap["metrics"].values()]) * 1e3
+            rows.append([name, f"{build().count_params():,}", strategy, f"{ms:.2f}"])
+    return rows
 
 
 def hetero(x, y, epochs: int, gbs: int, seconds: float) -> list[str]:

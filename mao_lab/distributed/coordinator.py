@@ -47,6 +47,8 @@ class Coordinator:
         self.devices: dict[int, str] = {}
         self.fresh: set[int] = set()  # engines set up with the current weights
         self._round_ema = 0.0
+        self._polled: dict[int, Any] = {}  # engine -> time of the last metrics read live
+        self._steps_per_round = dp.initial_mpi_steps
 
     # ------------------------------------------------------------------ engines
     def _call(self, engines: list[int], fn: Any, args: dict[int, tuple]) -> dict[int, Any]:
@@ -139,7 +141,8 @@ class Coordinator:
         for e, ar in pending.items():
             data = getattr(ar, "data", None) or {}
             m = data.get("mao_metrics") if isinstance(data, dict) else None
-            if m:
+            if m and m.get("time") != self._polled.get(e):  # new since the last look
+                self._polled[e] = m.get("time")
                 self._engine_metrics(e, m)
 
     def _engine_metrics(self, e: int, m: dict) -> None:
@@ -224,7 +227,6 @@ class Coordinator:
         led.start_epoch(epoch)
         dirty = set(led.engines)  # engines whose queue must be (re)sent
         loss_sum = 0.0
-        self._steps_per_round = 1 if dp.strategy == "ps" else dp.initial_mpi_steps
         while led.left:
             if h.stop_requested:
                 return None, int(led.seen.sum())
@@ -349,7 +351,7 @@ class Coordinator:
         else:
             n = sum(int(r["n"]) for r in live.values())
             loss = sum(float(r["loss_sum"]) for r in live.values()) / max(n, 1)
-            self._steps_per_round = self._mpi_steps(wall, steps)
+            self._steps_per_round = self._mpi_steps(live, steps)
             first = live.get(engines[0])
             if first is not None and "weights" in first:
                 self._sync_client_weights(first["weights"], first.get("opt_state"))
@@ -378,8 +380,13 @@ class Coordinator:
             log.warning("weights not copied back after a live edit: %s", exc)
             self._edit_pending = True
 
-    def _mpi_steps(self, wall: float, steps: int) -> int:
-        per_step = wall / max(steps, 1)
+    def _mpi_steps(self, live: dict[int, Any], steps: int) -> int:
+        """Steps in the next MPI round, so that it lasts about ``round_seconds``.
+
+        Timed by the engines' own step times (a short round at the end of an epoch would
+        look slow if the client's round trip were counted in)."""
+        per_step = max(float(r["compute"]) + float(r["comm"]) + float(r["wait"])
+                       for r in live.values()) / max(steps, 1)
         return int(min(max(1, self.dp.round_seconds / max(per_step, 1e-6)), 512))
 
     def _lose(self, lost: dict[int, str], dirty: set[int]) -> None:

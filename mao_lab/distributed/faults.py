@@ -11,6 +11,8 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as wait_futures
 from typing import Any
 
 from ..errors import ClusterError
@@ -37,7 +39,7 @@ def remote_error(eid: int, exc: BaseException) -> ClusterError:
 
 def collect(ars: dict[int, Any], client: Any, timeout: float,
             on_poll: Callable[[dict[int, Any]], None] | None = None,
-            poll: float = 0.02) -> tuple[dict[int, Any], dict[int, str]]:
+            poll: float = 0.1) -> tuple[dict[int, Any], dict[int, str]]:
     """Wait for one AsyncResult per engine; returns (results, lost engines with a reason).
 
     Args:
@@ -45,6 +47,9 @@ def collect(ars: dict[int, Any], client: Any, timeout: float,
         client: the ipyparallel Client (to see engines unregister).
         timeout: seconds after which an engine that has not answered counts as hung.
         on_poll: called with the still-pending AsyncResults while waiting (live metrics).
+        poll: seconds between checks for lost engines and live metrics. A result wakes
+            the wait at once, so this only sets how often an idle client looks around:
+            a busy-polling client steals a core from the engines it waits for.
     Raises:
         ClusterError: an engine's code raised (names the engine, with the traceback).
     """
@@ -77,7 +82,11 @@ def collect(ars: dict[int, Any], client: Any, timeout: float,
             break
         if on_poll is not None:
             on_poll(pending)
-        next(iter(pending.values())).wait(poll) if pending else None
+        waiting = list(pending.values())
+        if all(isinstance(a, Future) for a in waiting):  # ipyparallel's AsyncResults are
+            wait_futures(waiting, timeout=poll, return_when=FIRST_COMPLETED)
+        else:
+            waiting[0].wait(poll)
     return results, lost
 
 

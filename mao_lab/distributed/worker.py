@@ -59,6 +59,7 @@ def setup(spec: dict[str, Any]) -> dict[str, Any]:
 
     STATE["proc"] = psutil.Process()
     STATE["proc"].cpu_percent(None)
+    STATE["host"] = socket.gethostname()
     rank = STATE["sync"].rank if STATE["sync"] is not None else None
     return {"device": device, "pid": os.getpid(), "host": socket.gethostname(), "rank": rank,
             "device_speeds": speeds}
@@ -153,10 +154,12 @@ def _publish(force: bool = False, final: bool = False) -> dict[str, Any] | None:
     if not (due or final):
         return None
     w = STATE["window"]
-    proc = STATE["proc"]
-    if due:  # psutil measures since its last call: reading it on every round-end would
-        # leave intervals too short to see any CPU time (it then reports 0 %)
+    if due or "rss" not in STATE:  # psutil measures CPU since its last call: reading it
+        # on every round-end would leave intervals too short to see any CPU time; and
+        # every psutil call costs a system call, so they run at the publication rate only
+        proc = STATE["proc"]
         STATE["cpu_percent"] = proc.cpu_percent(None)
+        STATE["rss"], STATE["mem_percent"] = proc.memory_info().rss, proc.memory_percent()
     m = {
         "engine": STATE["engine"], "device": STATE["device"], "step": STATE["step"],
         "local_batch": STATE.get("batch", 0), "samples": w["n"],
@@ -164,8 +167,8 @@ def _publish(force: bool = False, final: bool = False) -> dict[str, Any] | None:
         "compute_s": w["compute"] / max(w["steps"], 1), "comm_s": w["comm"] / max(w["steps"], 1),
         "wait_s": w["wait"] / max(w["steps"], 1),
         "loss": (w["loss"] / w["n"]) if w["n"] else None,
-        "cpu_percent": STATE.get("cpu_percent", 0.0), "rss": proc.memory_info().rss,
-        "mem_percent": proc.memory_percent(), "host": socket.gethostname(), "time": time.time(),
+        "cpu_percent": STATE.get("cpu_percent", 0.0), "rss": STATE["rss"],
+        "mem_percent": STATE["mem_percent"], "host": STATE["host"], "time": time.time(),
     }
     if w["n"] == 0 and "last_metrics" in STATE:  # an empty window: repeat the last figures
         m = dict(STATE["last_metrics"], cpu_percent=m["cpu_percent"], rss=m["rss"],
