@@ -328,13 +328,25 @@ class NumpyBackend(Backend):
                                            pool, activation, self._cols)
 
     def conv2d_maxpool_backward(self, dy, state, x, w, *, stride=(1, 1),
-                                padding=(0, 0, 0, 0), need_dx: bool = True):
-        """(dx or None, dw, db) of ``conv2d_maxpool_forward`` for dy (B, F, OH2, OW2)."""
+                                padding=(0, 0, 0, 0), dw_out, db_out=None, beta: float = 0.0,
+                                need_dx: bool = True):
+        """Backward of ``conv2d_maxpool_forward`` for dy (B, F, OH2, OW2): dw_out = dw +
+        beta * dw_out, db_out likewise (when given); returns dx, or None if not need_dx."""
         if tuple(dy.shape) != tuple(state.y.shape):
             raise ShapeError(f"conv2d_maxpool_backward: dy {tuple(dy.shape)} does not match "
                              f"the forward output {tuple(state.y.shape)}")
-        return _fused.conv_maxpool_backward(dy, state, x, w, tuple(stride), tuple(padding),
-                                            self._cols, need_dx)
+        C.check_shape("dw_out", dw_out, tuple(w.shape), "conv2d_maxpool_backward")
+        dx, dw, db = _fused.conv_maxpool_backward(dy, state, x, w, tuple(stride),
+                                                  tuple(padding), self._cols, need_dx)
+        for out, v in ((dw_out, dw), (db_out, db)):
+            if out is None:
+                continue
+            if beta == 0:
+                out[...] = v
+            else:
+                out *= beta
+                out += v
+        return dx
 
     # ---- pooling --------------------------------------------------------------------------
     def maxpool2d_forward(self, x, pool, *, stride=None, padding=(0, 0, 0, 0)):

@@ -135,22 +135,8 @@ class Conv2D(Layer):
 
     def backward_pooled(self, dy):
         """Backward of ``forward_pooled``: dy is the pooled gradient; returns dx."""
-        be, w = self.be, self.params["kernel"]
-        dx, dw, db = be.conv2d_maxpool_backward(dy, self._c_pooled, self._c_x, w,
-                                                stride=self.strides, padding=self._pad,
-                                                need_dx=self.need_dx)
-        beta = self._grad_beta()
-        _accumulate(self.grads["kernel"], dw, beta)
-        if self.use_bias:
-            _accumulate(self.grads["bias"], db, beta)
-        self._c_pooled = None
-        return dx
-
-
-def _accumulate(out, value, beta: float) -> None:
-    """out = value + beta * out (host arrays)."""
-    if beta == 0:
-        out[...] = value
-    else:
-        out *= beta
-        out += value
+        st, self._c_pooled = self._c_pooled, None
+        return self.be.conv2d_maxpool_backward(
+            dy, st, self._c_x, self.params["kernel"], stride=self.strides, padding=self._pad,
+            dw_out=self.grads["kernel"], db_out=self.grads.get("bias"), beta=self._grad_beta(),
+            need_dx=self.need_dx)

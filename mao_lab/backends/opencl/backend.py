@@ -15,6 +15,7 @@ from ...errors import ShapeError
 from ..base import Backend, DeviceInfo
 from .gemm import GemmMixin
 from .ops_conv import ConvMixin
+from .ops_convpool import ConvPoolMixin
 from .ops_elementwise import ElementwiseMixin
 from .ops_launch import LaunchMixin, c_contiguous, nelem
 from .ops_loss import LossMixin
@@ -27,8 +28,8 @@ from .runtime import Runtime
 _FAST_ARRAY = True  # pyopencl's Array(..., _fast=True) constructor works (checked on use)
 
 
-class OpenCLBackend(GemmMixin, ConvMixin, PoolMixin, ElementwiseMixin, LossMixin, ReduceMixin,
-                    NormMixin, OptimMixin, LaunchMixin, Backend):
+class OpenCLBackend(GemmMixin, ConvMixin, ConvPoolMixin, PoolMixin, ElementwiseMixin,
+                    LossMixin, ReduceMixin, NormMixin, OptimMixin, LaunchMixin, Backend):
     """One OpenCL device. Create through ``mao_lab.get_backend("opencl:<p>:<d>")``."""
 
     kind = "opencl"

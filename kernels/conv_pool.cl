@@ -1,0 +1,129 @@
+// Conv2D followed by a non-overlapping MaxPool2D as one pass: the direct stride-1 conv of
+// conv_direct.cl computes the PH conv rows of one pooled row in registers, adds the bias,
+// takes each window's first maximum (window order, as maxpool2d_forward), then applies the
+// activation (relu or linear: both commute with max) to the pooled value only. The full
+// conv map is never written. The backward scatter writes the pooled gradient back to the
+// window maxima (every other element 0) in one pass, without atomics.
+// Defines: PH PW ACT, and for the forward C F KH KW FB HAS_BIAS (PW divides 8).
+
+#ifndef FB
+#define FB 1
+#endif
+#ifndef ACT
+#define ACT 0
+#endif
+#ifndef HAS_BIAS
+#define HAS_BIAS 0
+#endif
+#define KK (KH * KW)
+#define QC (8 / PW)  // pooled columns per 8-column chunk
+
+typedef float8 __attribute__((aligned(4))) float8u;
+#define LOAD8(p) (*(const __global float8u *)(p))
+
+typedef union {
+  float8 v;
+  float a[8];
+} f8u;
+
+#ifdef KH  // the forward (the scatter needs only PH PW ACT)
+// y[b, f, p, q], code[b, f, p, q] (window position of the max) for f in f0..f0+FB-1 and
+// every pooled column q of pooled row p. xp: zero-padded x (B, C, Hp, Wp) with
+// Wp >= ceil(OW2*PW/8)*8 + KW - 1; global (OH2, B*F/FB)
+__kernel void conv2d_maxpool_forward(__global const float *restrict xp,
+                                     __global const float *restrict w,
+                                     __global const float *restrict bias,
+                                     __global float *restrict y,
+                                     __global uchar *restrict code, const int Hp,
+                                     const int Wp, const int OH2, const int OW2) {
+  const int p = get_global_id(0);
+  const int b = get_global_id(1) / (F / FB);
+  const int f0 = (get_global_id(1) % (F / FB)) * FB;
+  if (p >= OH2) return;
+  __global const float *wf = w + f0 * C * KK;
+  __global const float *xb = xp + (size_t)b * C * Hp * Wp + (size_t)p * PH * Wp;
+  const int ncols = OW2 * PW;
+  for (int ow0 = 0; ow0 < ncols; ow0 += 8) {
+    f8u acc[PH][FB];
+#pragma unroll
+    for (int r = 0; r < PH; ++r)
+#pragma unroll
+      for (int f = 0; f < FB; ++f) acc[r][f].v = (float8)(0.0f);
+    for (int c = 0; c < C; ++c) {
+#pragma unroll
+      for (int i = 0; i < KH; ++i) {
+        __global const float *row = xb + ((size_t)c * Hp + i) * Wp + ow0;
+        __global const float *wr = wf + (c * KH + i) * KW;
+#pragma unroll
+        for (int j = 0; j < KW; ++j) {
+          float8 xv[PH];
+#pragma unroll
+          for (int r = 0; r < PH; ++r) xv[r] = LOAD8(row + r * Wp + j);
+#pragma unroll
+          for (int f = 0; f < FB; ++f) {
+            const float wv = wr[f * C * KK + j];
+#pragma unroll
+            for (int r = 0; r < PH; ++r) acc[r][f].v = wv * xv[r] + acc[r][f].v;
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int f = 0; f < FB; ++f) {
+#if HAS_BIAS
+      const float bf = bias[f0 + f];
+#pragma unroll
+      for (int r = 0; r < PH; ++r) acc[r][f].v += bf;
+#endif
+      const size_t out = (((size_t)b * F + f0 + f) * OH2 + p) * OW2;
+#pragma unroll
+      for (int qq = 0; qq < QC; ++qq) {
+        const int q = ow0 / PW + qq;
+        if (q >= OW2) break;
+        float best = acc[0][f].a[qq * PW];
+        uchar at = 0;
+#pragma unroll
+        for (int r = 0; r < PH; ++r)
+#pragma unroll
+          for (int d = 0; d < PW; ++d) {
+            const float v = acc[r][f].a[qq * PW + d];
+            if (v > best) {
+              best = v;
+              at = (uchar)(r * PW + d);
+            }
+          }
+#if ACT == 1
+        best = best > 0.0f ? best : 0.0f;
+#endif
+        y[out + q] = best;
+        code[out + q] = at;
+      }
+    }
+  }
+}
+#endif
+
+// dz[b, f, p*PH + r, q*PW + d] = (r*PW + d == code) ? g : 0 with g = dy (relu: 0 where the
+// pooled output y is not positive); one work-item per pooled element; n = B*F*OH2*OW2;
+// dz: (B*F, OH, OW) with OH >= OH2*PH, OW >= OW2*PW (the host zeroes any ragged edge)
+__kernel void conv2d_maxpool_scatter(__global const float *restrict dy,
+                                     __global const float *restrict y,
+                                     __global const uchar *restrict code,
+                                     __global float *restrict dz, const int n, const int OH2,
+                                     const int OW2, const int OH, const int OW) {
+  const int k = get_global_id(0);
+  if (k >= n) return;
+  const int q = k % OW2;
+  const int p = (k / OW2) % OH2;
+  const int plane = k / (OW2 * OH2);
+  float g = dy[k];
+#if ACT == 1
+  g = y[k] > 0.0f ? g : 0.0f;
+#endif
+  const int at = code[k];
+  __global float *dst = dz + ((size_t)plane * OH + p * PH) * OW + q * PW;
+#pragma unroll
+  for (int r = 0; r < PH; ++r)
+#pragma unroll
+    for (int d = 0; d < PW; ++d) dst[r * OW + d] = (r * PW + d == at) ? g : 0.0f;
+}
