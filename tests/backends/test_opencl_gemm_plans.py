@@ -75,3 +75,19 @@ def test_plan_follows_aliasing_and_checks(opencl_backend):
         be.gemm(dx, dx, beta=1.0)  # ... does not skip the beta check
     with pytest.raises(DTypeError, match="device array"):
         be.gemm(x, dx)
+
+
+@pytest.mark.parametrize("m,n,k,ta,tb", [(1031, 7, 33, False, True), (2049, 17, 5, True, False),
+                                         (1024, 1, 257, False, False),
+                                         (1500, 31, 70, True, True)])
+def test_tall_narrow_products(opencl_backend, m, n, k, ta, tb):
+    """Many rows, N < 32 (im2col convolutions): 4-row narrow blocks, fused epilogue."""
+    be = opencl_backend
+    rng = np.random.default_rng(m + n + k)
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    got = be.to_host(be.gemm(be.asarray(a), be.asarray(b), trans_a=ta, trans_b=tb,
+                             bias=be.asarray(bias), activation="relu"))
+    want = np.maximum(_ref(a, b, ta, tb) + bias, 0)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.sqrt(k) * 4)
