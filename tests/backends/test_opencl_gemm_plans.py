@@ -91,3 +91,31 @@ def test_tall_narrow_products(opencl_backend, m, n, k, ta, tb):
                              bias=be.asarray(bias), activation="relu"))
     want = np.maximum(_ref(a, b, ta, tb) + bias, 0)
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.sqrt(k) * 4)
+
+
+@pytest.mark.parametrize("m,n,k", [(7, 257, 100), (65, 1000, 65), (3, 64, 32), (70, 129, 513)])
+def test_transposing_pack_of_b(opencl_backend, m, n, k):
+    """trans_b packs B through 16 x 16 register transposes (full panels and K chunks) and
+    element copies (the rest), for every column-block width."""
+    from dataclasses import replace
+
+    be = opencl_backend
+    rng = np.random.default_rng(n * 3 + k)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k)).astype(np.float32)
+    big = np.zeros((n + 2, k + 5), np.float32)  # b as a view with an offset and a long row
+    big[1:n + 1, 3:k + 3] = b
+    db = be.asarray(big)[1:n + 1, 3:k + 3]
+    saved = be.gemm_config
+    try:
+        for vw, nv in ((16, 4), (16, 2), (16, 1), (8, 2)):
+            be.gemm_config = replace(saved, vw=vw, nv=nv)
+            got = be.to_host(be.gemm(be.asarray(a), db, trans_b=True))
+            np.testing.assert_allclose(got, _ref(a, b, False, True), rtol=2e-5,
+                                       atol=2e-5 * np.sqrt(k) * 4, err_msg=f"{vw}x{nv}")
+            wp = be.pack_b(db, trans_b=True)
+            np.testing.assert_allclose(be.to_host(be.gemm(be.asarray(a), wp)),
+                                       _ref(a, b, False, True), rtol=2e-5,
+                                       atol=2e-5 * np.sqrt(k) * 4)
+    finally:
+        be.gemm_config = saved
