@@ -19,6 +19,8 @@
 #define QC (8 / PW)  // pooled columns per 8-column chunk
 
 typedef float8 __attribute__((aligned(4))) float8u;
+typedef float4 __attribute__((aligned(4))) float4u;
+typedef uchar4 __attribute__((aligned(1))) uchar4u;
 #define LOAD8(p) (*(const __global float8u *)(p))
 
 typedef union {
@@ -44,11 +46,11 @@ __kernel void conv2d_maxpool_forward(__global const float *restrict xp,
   __global const float *xb = xp + (size_t)b * C * Hp * Wp + (size_t)p * PH * Wp;
   const int ncols = OW2 * PW;
   for (int ow0 = 0; ow0 < ncols; ow0 += 8) {
-    f8u acc[PH][FB];
+    float8 acc[PH][FB];
 #pragma unroll
     for (int r = 0; r < PH; ++r)
 #pragma unroll
-      for (int f = 0; f < FB; ++f) acc[r][f].v = (float8)(0.0f);
+      for (int f = 0; f < FB; ++f) acc[r][f] = (float8)(0.0f);
     for (int c = 0; c < C; ++c) {
 #pragma unroll
       for (int i = 0; i < KH; ++i) {
@@ -63,7 +65,7 @@ __kernel void conv2d_maxpool_forward(__global const float *restrict xp,
           for (int f = 0; f < FB; ++f) {
             const float wv = wr[f * C * KK + j];
 #pragma unroll
-            for (int r = 0; r < PH; ++r) acc[r][f].v = wv * xv[r] + acc[r][f].v;
+            for (int r = 0; r < PH; ++r) acc[r][f] = wv * xv[r] + acc[r][f];
           }
         }
       }
@@ -73,20 +75,58 @@ __kernel void conv2d_maxpool_forward(__global const float *restrict xp,
 #if HAS_BIAS
       const float bf = bias[f0 + f];
 #pragma unroll
-      for (int r = 0; r < PH; ++r) acc[r][f].v += bf;
+      for (int r = 0; r < PH; ++r) acc[r][f] += bf;
 #endif
       const size_t out = (((size_t)b * F + f0 + f) * OH2 + p) * OW2;
+#if PW == 2
+      // 4 pooled columns at once: even and odd conv columns by swizzle, so the
+      // accumulators stay in vector registers (no per-lane array access)
+      float4 best = acc[0][f].s0246;
+      int4 at = (int4)(0);
+#pragma unroll
+      for (int r = 0; r < PH; ++r)
+#pragma unroll
+        for (int d = 0; d < 2; ++d) {
+          if (r == 0 && d == 0) continue;
+          const float4 v = d ? acc[r][f].s1357 : acc[r][f].s0246;
+          // blend by mask with the relational operator and bit operations: select(),
+          // isgreater() and fmax() on vectors are per-lane library calls in PoCL builds
+          const int4 gt = v > best;
+          best = as_float4((as_int4(v) & gt) | (as_int4(best) & ~gt));
+          at = ((int4)(r * 2 + d) & gt) | (at & ~gt);
+        }
+#if ACT == 1
+      best = as_float4(as_int4(best) & ~(as_int4(best) >> 31));  // relu by the sign bit
+#endif
+      const int q0 = ow0 / 2;
+      if (q0 + 4 <= OW2) {
+        *(__global float4u *)(y + out + q0) = best;
+        *(__global uchar4u *)(code + out + q0) = convert_uchar4(at);
+      } else {
+        union { float4 v; float a[4]; } tb;
+        union { int4 v; int a[4]; } ta;
+        tb.v = best;
+        ta.v = at;
+        for (int l = 0; l < OW2 - q0; ++l) {
+          y[out + q0 + l] = tb.a[l];
+          code[out + q0 + l] = (uchar)ta.a[l];
+        }
+      }
+#else
+      f8u t[PH];
+#pragma unroll
+      for (int r = 0; r < PH; ++r) t[r].v = acc[r][f];
 #pragma unroll
       for (int qq = 0; qq < QC; ++qq) {
         const int q = ow0 / PW + qq;
         if (q >= OW2) break;
-        float best = acc[0][f].a[qq * PW];
+        float best = t[0].a[qq * PW];
         uchar at = 0;
 #pragma unroll
         for (int r = 0; r < PH; ++r)
 #pragma unroll
           for (int d = 0; d < PW; ++d) {
-            const float v = acc[r][f].a[qq * PW + d];
+            const float v = t[r].a[qq * PW + d];
             if (v > best) {
               best = v;
               at = (uchar)(r * PW + d);
@@ -98,32 +138,44 @@ __kernel void conv2d_maxpool_forward(__global const float *restrict xp,
         y[out + q] = best;
         code[out + q] = at;
       }
+#endif
     }
   }
 }
 #endif
 
 // dz[b, f, p*PH + r, q*PW + d] = (r*PW + d == code) ? g : 0 with g = dy (relu: 0 where the
-// pooled output y is not positive); one work-item per pooled element; n = B*F*OH2*OW2;
-// dz: (B*F, OH, OW) with OH >= OH2*PH, OW >= OW2*PW (the host zeroes any ragged edge)
+// pooled output y is not positive), and gsum[b, f, p] = sum over q of g (the bias gradient's
+// partial sums). One work-item per pooled row (contiguous stores along the conv rows);
+// nrows = B*F*OH2; dz: (B*F, OH, OW) with OH >= OH2*PH, OW >= OW2*PW (the host zeroes any
+// ragged edge)
 __kernel void conv2d_maxpool_scatter(__global const float *restrict dy,
                                      __global const float *restrict y,
                                      __global const uchar *restrict code,
-                                     __global float *restrict dz, const int n, const int OH2,
-                                     const int OW2, const int OH, const int OW) {
-  const int k = get_global_id(0);
-  if (k >= n) return;
-  const int q = k % OW2;
-  const int p = (k / OW2) % OH2;
-  const int plane = k / (OW2 * OH2);
-  float g = dy[k];
+                                     __global float *restrict dz,
+                                     __global float *restrict gsum, const int nrows,
+                                     const int OH2, const int OW2, const int OH,
+                                     const int OW) {
+  const int row = get_global_id(0);
+  if (row >= nrows) return;
+  const int plane = row / OH2;
+  const int p = row - plane * OH2;
+  __global const float *dyr = dy + (size_t)row * OW2;
+  __global const float *yr = y + (size_t)row * OW2;
+  __global const uchar *cr = code + (size_t)row * OW2;
+  __global float *dst = dz + ((size_t)plane * OH + p * PH) * OW;
+  float s = 0.0f;
+  for (int q = 0; q < OW2; ++q) {
+    float g = dyr[q];
 #if ACT == 1
-  g = y[k] > 0.0f ? g : 0.0f;
+    g = yr[q] > 0.0f ? g : 0.0f;
 #endif
-  const int at = code[k];
-  __global float *dst = dz + ((size_t)plane * OH + p * PH) * OW + q * PW;
+    s += g;
+    const int at = cr[q];
 #pragma unroll
-  for (int r = 0; r < PH; ++r)
+    for (int r = 0; r < PH; ++r)
 #pragma unroll
-    for (int d = 0; d < PW; ++d) dst[r * OW + d] = (r * PW + d == at) ? g : 0.0f;
+      for (int d = 0; d < PW; ++d) dst[r * OW + q * PW + d] = (r * PW + d == at) ? g : 0.0f;
+  }
+  gsum[row] = s;
 }

@@ -91,10 +91,15 @@ class ConvPoolMixin:
             dz = self.empty(state.z_shape)
             if (oh, ow) != (oh2 * ph, ow2 * pw):
                 self.fill(dz, 0.0)  # ragged last rows/columns belong to no window
-            n = b * f * oh2 * ow2
-            self._launch1("conv_pool.cl", "conv2d_maxpool_scatter", n,
-                          (dy, state.y, state.index, dz, *map(i32, (n, oh2, ow2, oh, ow))),
+            rows = b * f * oh2
+            gsum = self._scratch("convpool_gsum", (b, f, oh2))
+            self._launch1("conv_pool.cl", "conv2d_maxpool_scatter", rows,
+                          (dy, state.y, state.index, dz, gsum,
+                           *map(i32, (rows, oh2, ow2, oh, ow))),
                           (f"-DPH={ph}", f"-DPW={pw}", f"-DACT={_ACT[state.activation]}"))
+            if db_out is not None:  # from the pooled rows' sums: (PH*PW*OW2)x less to read
+                self.reduce_sum(gsum, (0, 2), out=db_out, beta=beta)
+                db_out = None
         else:
             dz = self.maxpool2d_backward(dy, state.index, state.z_shape)
             if state.activation != "linear":
