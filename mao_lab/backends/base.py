@@ -72,6 +72,7 @@ class Backend:
         "mse_forward", "mse_backward", "reduce_sum", "argmax",
         "add", "mul", "scale", "axpy",
         "conv2d_forward", "conv2d_backward_data", "conv2d_backward_filter",
+        "conv2d_maxpool_forward", "conv2d_maxpool_backward",
         "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
         "dropout_mask", "batchnorm_forward", "batchnorm_backward",
         "sgd_update", "adam_update",
