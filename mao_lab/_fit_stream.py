@@ -9,7 +9,7 @@ import numpy as np
 from . import metrics as M
 from ._data import as_targets, as_x
 from .callbacks import CallbackList, History, ProgressBar
-from .errors import DataError, TrainingError
+from .errors import DataError
 
 
 def is_stream(x) -> bool:
@@ -44,10 +44,11 @@ def fit_stream(model, stream, epochs: int, val, callbacks, verbose: int) -> Hist
 
 
 def _epoch(model, stream, epoch: int, val, cl) -> None:
-    cl.call("on_epoch_begin", epoch, {})
-    for m in model.metrics:
-        m.reset()
-    seen, loss_sum, snapshot = 0, 0.0, None
+    model._run_epoch(cl, epoch, _stream_batches(model, stream), val)
+
+
+def _stream_batches(model, stream):
+    """(x, y, class ids) host batches of a stream, each checked as fit checks arrays."""
     for b, batch in enumerate(stream):
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
             raise DataError(f"fit: a batch stream must yield (x, y) pairs; batch {b} is "
@@ -57,24 +58,4 @@ def _epoch(model, stream, epoch: int, val, cl) -> None:
             model.build(np.shape(xb)[1:])
         xh = as_x(xb, model.input_shape, f"fit (stream batch {b})")
         yh = as_targets(yb, len(xh), model.loss, model.output_shape, f"fit (stream batch {b})")
-        if snapshot is None:
-            snapshot = model.get_weights()
-        if cl.batch_hooks:
-            cl.call("on_batch_begin", b, {"size": len(xh)})
-        try:
-            loss = model._train_step(xh, yh, M.class_ids(yh) if model.metrics else None,
-                                     model.metrics)
-        except TrainingError as exc:
-            model._diverged(exc, epoch, b, snapshot)
-        seen += len(xh)
-        loss_sum += loss * len(xh)
-        if cl.batch_hooks:
-            logs = {"loss": loss_sum / seen, "size": len(xh)}
-            logs.update({m.name: m.result() for m in model.metrics})
-            cl.call("on_batch_end", b, logs)
-    if seen == 0:
-        raise DataError(f"fit: the batch stream yielded no batches in epoch {epoch + 1}")
-    logs = {"loss": loss_sum / seen, **{m.name: m.result() for m in model.metrics}}
-    if val is not None:
-        logs.update({f"val_{k}": v for k, v in model._evaluate(*val, 256).items()})
-    cl.call("on_epoch_end", epoch, logs)
+        yield xh, yh, M.class_ids(yh) if model.metrics else None

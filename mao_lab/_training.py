@@ -19,7 +19,7 @@ from . import metrics as M
 from . import optimizers as O
 from ._data import as_targets, as_x, split_dataset
 from .callbacks import CallbackList, History, ProgressBar
-from .errors import ConfigError, ModelError, ShapeError, TrainingError
+from .errors import ConfigError, DataError, ModelError, ShapeError, TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -299,40 +299,40 @@ class TrainingMixin:
     def _epochs(self, cl, xh, yh, labels, val, bs, epochs, steps, permute) -> None:
         n = len(xh)
         for epoch in range(epochs):
-            cl.call("on_epoch_begin", epoch, {})
             order = permute(n) if permute is not None else None
-            for m in self.metrics:
-                m.reset()
-            snapshot, seen, loss_sum = None, 0, 0.0
-            for b in range(steps):
-                sl = slice(b * bs, min(n, (b + 1) * bs))
-                if order is None:
-                    xb, yb, lb = xh[sl], yh[sl], labels[sl] if labels is not None else None
-                else:
-                    idx = order[sl]
-                    xb, yb = xh.take(idx, axis=0), yh.take(idx, axis=0)
-                    lb = labels.take(idx) if labels is not None else None
-                if cl.batch_hooks:
-                    cl.call("on_batch_begin", b, {"size": len(xb)})
-                if snapshot is None:
-                    snapshot = self.get_weights() if b == 0 else None
-                try:
-                    loss = self._train_step(xb, yb, lb, self.metrics)
-                except TrainingError as exc:
-                    self._diverged(exc, epoch, b, snapshot)
-                seen += len(xb)
-                loss_sum += loss * len(xb)
-                if cl.batch_hooks:
-                    logs = {"loss": loss_sum / seen, "size": len(xb)}
-                    logs.update({m.name: m.result() for m in self.metrics})
-                    cl.call("on_batch_end", b, logs)
-            logs = {"loss": loss_sum / seen}
-            logs.update({m.name: m.result() for m in self.metrics})
-            if val is not None:
-                logs.update({f"val_{k}": v for k, v in self._evaluate(*val, 256).items()})
-            cl.call("on_epoch_end", epoch, logs)
+            self._run_epoch(cl, epoch, _array_batches(xh, yh, labels, bs, steps, order), val)
             if self.stop_training:
                 break
+
+    def _run_epoch(self, cl, epoch: int, batches, val) -> None:
+        """One epoch over ``batches``, an iterable of host (x, y, class ids or None)
+        batches (arrays or a stream): callbacks, metrics, divergence handling."""
+        cl.call("on_epoch_begin", epoch, {})
+        for m in self.metrics:
+            m.reset()
+        snapshot, seen, loss_sum = None, 0, 0.0
+        for b, (xb, yb, lb) in enumerate(batches):
+            if cl.batch_hooks:
+                cl.call("on_batch_begin", b, {"size": len(xb)})
+            if snapshot is None:  # restored if the weights go non-finite this epoch
+                snapshot = self.get_weights()
+            try:
+                loss = self._train_step(xb, yb, lb, self.metrics)
+            except TrainingError as exc:
+                self._diverged(exc, epoch, b, snapshot)
+            seen += len(xb)
+            loss_sum += loss * len(xb)
+            if cl.batch_hooks:
+                logs = {"loss": loss_sum / seen, "size": len(xb)}
+                logs.update({m.name: m.result() for m in self.metrics})
+                cl.call("on_batch_end", b, logs)
+        if seen == 0:
+            raise DataError(f"fit: the batch stream yielded no batches in epoch {epoch + 1}")
+        logs = {"loss": loss_sum / seen}
+        logs.update({m.name: m.result() for m in self.metrics})
+        if val is not None:
+            logs.update({f"val_{k}": v for k, v in self._evaluate(*val, 256).items()})
+        cl.call("on_epoch_end", epoch, logs)
 
     def _diverged(self, exc: TrainingError, epoch: int, batch: int, snapshot) -> None:
         weights = self.get_weights()
@@ -419,3 +419,16 @@ class TrainingMixin:
         for la, n, g in staged:
             la.grads[n] = g
         self._update()
+
+
+def _array_batches(xh, yh, labels, bs: int, steps: int, order):
+    """(x, y, class ids) batches of in-memory arrays, in ``order`` (a permutation) or as stored."""
+    n = len(xh)
+    for b in range(steps):
+        sl = slice(b * bs, min(n, (b + 1) * bs))
+        if order is None:
+            yield xh[sl], yh[sl], labels[sl] if labels is not None else None
+        else:
+            idx = order[sl]
+            yield (xh.take(idx, axis=0), yh.take(idx, axis=0),
+                   labels.take(idx) if labels is not None else None)
