@@ -2,7 +2,8 @@
 
 1. Scaling: LeNet-5 on the MNIST sample, one process vs 1 engine vs 2 engines (1 BLAS
    thread each, checked on the engines), MPI allreduce and parameter server (sync_every 1,
-   4, 16); measured interleaved, several times, medians and ratios to 1 engine.
+   4, 16); measured interleaved, several times; medians, and ratios to 1 engine with the
+   same strategy and sync_every.
 2. Heterogeneity by CPU affinity: three MPI engines, one alone on core 0 and two sharing
    core 1; balance="speed" vs "equal"; efficiency = cluster throughput / sum of each
    engine's standalone throughput under the same pinning (all three measured at once).
@@ -164,9 +165,10 @@ def scaling(x, y, n: int, epochs: int, gbs: int, reps: int) -> list[str]:
             add("1 engine, MPI", cluster_rate(lenet, m1, x, y, gbs, epochs)[0])
             add("2 engines, MPI", cluster_rate(lenet, m2, x, y, gbs, epochs,
                                                balance="equal")[0])
-            add("1 engine, PS", cluster_rate(lenet, ps.subset(ps.ids[:1]), x, y, gbs, epochs,
-                                             strategy="ps")[0])
             for k in (1, 4, 16):
+                add(f"1 engine, PS sync_every={k}", cluster_rate(
+                    lenet, ps.subset(ps.ids[:1]), x, y, gbs, epochs, strategy="ps",
+                    sync_every=k)[0])
                 add(f"2 engines, PS sync_every={k}", cluster_rate(
                     lenet, ps, x, y, gbs, epochs, strategy="ps", sync_every=k,
                     balance="equal")[0])
@@ -176,10 +178,10 @@ def scaling(x, y, n: int, epochs: int, gbs: int, reps: int) -> list[str]:
     base = med["one process (1 thread)"]
     rows = []
     for name, v in med.items():
-        one = "1 engine, MPI" if "MPI" in name else "1 engine, PS"
-        pair = [b / a for a, b in zip(runs[one], runs[name])]
+        one = runs.get("1 engine, " + name.split(", ", 1)[-1])  # same strategy, sync_every
+        pair = [b / a for a, b in zip(one, runs[name])] if one else None
         rows.append([name, f"{v:.0f}", f"{v / base:.2f}",
-                     "-" if name.startswith("one") else f"{np.median(pair):.2f}"])
+                     f"{np.median(pair):.2f}" if pair else "-"])
     out.append(table(f"Scaling: LeNet-5, {n} MNIST digits, global batch {gbs}, samples/s "
                      f"(median of {reps} interleaved runs; engines' BLAS threads: "
                      f"{sorted(set(threads))})",

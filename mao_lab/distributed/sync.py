@@ -62,15 +62,14 @@ class MPIAllreduce:
         local.Free()
 
     def _wait_all(self) -> None:
-        if YIELD:
-            _finish(self.comm.Ibarrier(), self.oversubscribed)
+        if self.oversubscribed:
+            _finish(self.comm.Ibarrier())
         else:
             self.comm.Barrier()
 
     def _sum(self) -> None:
-        if YIELD:
-            _finish(self.comm.Iallreduce(self._send, self._recv, op=self.MPI.SUM),
-                    self.oversubscribed)
+        if self.oversubscribed:
+            _finish(self.comm.Iallreduce(self._send, self._recv, op=self.MPI.SUM))
         else:
             self.comm.Allreduce(self._send, self._recv, op=self.MPI.SUM)
 
@@ -96,26 +95,16 @@ class MPIAllreduce:
         return avg, total, float(self._recv[-1]) / total, t1 - t0, t2 - t1
 
 
-YIELD = True  # waiting ranks give their core away (False: MPI's own busy-polling wait)
-
-
-def _finish(request: Any, sleep: bool, spin: int = 200) -> None:
+def _finish(request: Any, spin: int = 200) -> None:
     """Complete a non-blocking MPI request, yielding the CPU while it waits.
 
-    MPI implementations busy-poll in blocking collectives: a waiting rank keeps its core
-    although the client, the controller or other processes need one, and each time they
-    take the core of a rank that computes, every rank waits. Spin briefly (low latency
-    when all are ready), then poll with ``sched_yield`` (anyone runnable goes first), or
-    sleep when ranks share cores (``sleep``: heterogeneous pinning, more engines than cores;
-    a yield to a rank of the same core is not reliable).
+    MPI implementations busy-poll in blocking collectives; on a machine where engines share
+    cores (heterogeneous pinning, more engines than cores) a spinning rank steals the core
+    from the rank it waits for. Spin briefly (low latency when all are ready), then sleep.
     """
     for _ in range(spin):
         if request.Test():
             return
-    if not sleep:
-        while not request.Test():
-            os.sched_yield()
-        return
     delay = 20e-6
     while not request.Test():
         time.sleep(delay)
