@@ -62,7 +62,7 @@ class Balancer:
     Args:
         engines: engine ids in a fixed order.
         policy: "speed", "equal", or explicit shares (a list, one per engine; fixed).
-        alpha: weight of the newest measurement in the moving average.
+        alpha: weight of the newest step in the moving average.
         drift: relative change of an ideal share that triggers a rebalance.
         min_rounds: measurements per engine before the first speed-based shares.
 
@@ -102,13 +102,20 @@ class Balancer:
         self.rebalances = 0
 
     # -- measurements
-    def record(self, engine: int, samples: int, seconds: float) -> None:
-        """Add one measurement: ``samples`` processed in ``seconds`` of compute."""
+    def record(self, engine: int, samples: int, seconds: float, steps: int = 1) -> None:
+        """Add one measurement: ``samples`` processed in ``seconds`` of compute.
+
+        ``steps``: how many steps the measurement spans. The moving average forgets per
+        step, not per measurement: a round of k steps weighs as k one-step rounds would
+        (``1 - (1 - alpha) ** k``), so long MPI rounds follow a speed change as quickly
+        (in steps) as one-step parameter-server rounds.
+        """
         if engine not in self.rounds or samples <= 0 or seconds <= 0:
             return
         t = seconds / samples
         old = self.sec_per_sample.get(engine)
-        self.sec_per_sample[engine] = t if old is None else (1 - self.alpha) * old + self.alpha * t
+        a = 1.0 - (1.0 - self.alpha) ** max(int(steps), 1)
+        self.sec_per_sample[engine] = t if old is None else (1 - a) * old + a * t
         self.rounds[engine] += 1
 
     def speeds(self) -> dict[int, float | None]:

@@ -328,7 +328,7 @@ class Coordinator:
         done = {}
         for e, r in results.items():
             done[e] = led.commit(e, int(r["n"]))
-            bal.record(e, int(r["n"]), float(r["compute"]))
+            bal.record(e, int(r["n"]), float(r["compute"]), steps)
             if not self.mpi:  # PS: the engine waited for the others through the client
                 r["metrics"]["wait_s"] = max(0.0, wall - r["compute"] - r["comm"]) / steps
             self._engine_metrics(e, r["metrics"])

@@ -43,6 +43,18 @@ def test_balancer_tracks_speed_and_rebalances_on_drift():
     assert b.engines == [3] and b.shares == [1.0]
 
 
+def test_balancer_moving_average_forgets_per_step():
+    one, many = Balancer([0], "speed", alpha=0.3), Balancer([0], "speed", alpha=0.3)
+    for b in (one, many):
+        b.record(0, samples=32, seconds=0.32)  # 0.01 s per sample
+    for _ in range(5):  # five one-step rounds at 0.03 s per sample ...
+        one.record(0, samples=32, seconds=0.96)
+    many.record(0, samples=160, seconds=4.8, steps=5)  # ... weigh as one 5-step round
+    expected = 0.7**5 * 0.01 + (1 - 0.7**5) * 0.03
+    assert one.sec_per_sample[0] == pytest.approx(expected, rel=1e-12)
+    assert many.sec_per_sample[0] == pytest.approx(expected, rel=1e-12)
+
+
 def test_balancer_equal_and_fixed_policies():
     b = Balancer([0, 1, 2], "equal")
     b.record(0, 10, 1.0)
