@@ -98,8 +98,8 @@ def _measure(shape, rng, np_be, cl_be, configs, clb, budget) -> dict:
         return row
     da, db, dc = cl_be.asarray(a), cl_be.asarray(b), cl_be.empty((m, n))
     ref = oa.astype(np.float64) @ ob
-    for name, cfg in configs.items():
-        cl_be.gemm_config = cfg
+    for name, (cfg, per_shape) in configs.items():
+        cl_be.gemm_config, cl_be.shape_configs = cfg, per_shape
         row[name] = _timer(lambda: cl_be.gemm(da, db, trans_a=ta, trans_b=tb, out=dc),
                            cl_be.synchronize, budget)
         if not np.allclose(cl_be.to_host(dc), ref, rtol=1e-3, atol=1e-3 * np.sqrt(k)):
@@ -135,7 +135,9 @@ def worker(threads: int, quick: bool, retune: bool) -> dict:
         device_key,
         gemm_config,
         load_cache,
+        shape_configs,
         tune_gemm,
+        tune_gemm_shapes,
     )
 
     budget = 0.08 if quick else 0.3
@@ -146,14 +148,22 @@ def worker(threads: int, quick: bool, retune: bool) -> dict:
     if cl_be is not None:
         cached = device_key(cl_be) in load_cache()
         # no cache entry yet: search once (every later run reads the cache)
-        tuned = gemm_config(cl_be) if cached and not retune else tune_gemm(cl_be)
-        res["device"] = f"{cl_be.info.platform} {cl_be.info.driver_version} / {cl_be.info.name}"
+        if cached and not retune:
+            tuned, per_shape = gemm_config(cl_be), shape_configs(cl_be)
+        else:
+            tuned = tune_gemm(cl_be)
+            per_shape = tune_gemm_shapes(cl_be)
+        res["device"] = (f"{cl_be.info.platform} {cl_be.info.driver_version} / "
+                         f"{cl_be.info.name}, {cl_be.info.compute_units} compute unit(s)")
         res["config_default"] = default_config(cl_be).as_dict()
         res["config_tuned"] = tuned.as_dict()
+        res["per_shape"] = {"x".join(str(int(v)) for v in s): _cfg(c.as_dict())
+                            for s, c in per_shape.items()}
         clb = _clblast(cl_be)
     else:
-        tuned, clb = None, None
-    configs = {"OpenCL default": default_config(cl_be), "OpenCL tuned": tuned} if cl_be else {}
+        tuned, per_shape, clb = None, {}, None
+    configs = {"OpenCL default": (default_config(cl_be), {}),
+               "OpenCL tuned": (tuned, per_shape)} if cl_be else {}
     rng = np.random.default_rng(0)
     with threadpool_limits(limits=threads, user_api="blas"):
         for shape in _shapes(quick):
@@ -211,7 +221,10 @@ def report(runs: list[dict]) -> str:
         out += ["", f"### {run['threads']} thread(s)", ""]
         if "device" in run:
             out += [f"OpenCL device: {run['device']}; default block "
-                    f"{_cfg(run['config_default'])}, tuned {_cfg(run['config_tuned'])}.", ""]
+                    f"{_cfg(run['config_default'])}, tuned {_cfg(run['config_tuned'])}"
+                    + ("; per-shape picks (M x N x K x trans_a x trans_b): "
+                       + ", ".join(f"{s} {c}" for s, c in run["per_shape"].items())
+                       if run.get("per_shape") else "") + ".", ""]
         out += table(run)
     return "\n".join(out) + "\n"
 

@@ -178,3 +178,49 @@ def test_unwritable_cache_warns_and_keeps_the_result(be, tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="could not write the GEMM tuning cache"):
         assert tune_gemm(b2, candidates=(cand,), shapes=((8, 40, 8),), budget=0.01) == cand
     assert b2.gemm_config == cand
+
+
+def test_shape_tuner_round_trip(be, cache_dir):
+    """tune_gemm_shapes caches its per-shape picks beside the device entry; a new backend
+    on the device uses them, and products stay right whatever block a shape gets."""
+    from mao_lab.backends.opencl.tuner import (
+        GemmConfig,
+        device_key,
+        load_cache,
+        shape_configs,
+        tune_gemm,
+        tune_gemm_shapes,
+    )
+
+    shapes = ((33, 7, 70, False, True), (9, 40, 1100, True, False))
+    cands = (GemmConfig(4, 8, 1, 4), GemmConfig(8, 16, 1, 4))
+    b2 = fresh(be)
+    picks = tune_gemm_shapes(b2, shapes=shapes, candidates=cands, budget=0.005)
+    assert set(picks) <= set(shapes) and set(picks.values()) <= set(cands)
+    entry = load_cache()[device_key(b2)]
+    assert {tuple(i["shape"]): GemmConfig(**i["config"])
+            for i in entry["per_shape"]} == picks
+    tune_gemm(b2, candidates=cands[:1], shapes=((8, 8, 8),), budget=0.005)  # picks stand
+    b3 = fresh(be)
+    assert shape_configs(b3) == picks and b3.shape_configs == picks
+    rng = np.random.default_rng(5)
+    for forced in ({}, {s: cands[0] for s in shapes}, {s: cands[1] for s in shapes}):
+        b3.shape_configs = forced
+        for m, n, k, ta, tb in shapes:
+            a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+            b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+            got = b3.to_host(b3.gemm(b3.asarray(a), b3.asarray(b), trans_a=ta, trans_b=tb,
+                                     bias=b3.asarray(np.ones(n, np.float32))))
+            want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b) + 1
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
+def test_corrupt_shape_entry_warns(be, cache_dir):
+    from mao_lab.backends.opencl.tuner import GemmConfig, cache_path, shape_configs
+
+    bad = {"config": GemmConfig().as_dict(),
+           "per_shape": [{"shape": [3, -1, 2, False, False],
+                          "config": GemmConfig().as_dict()}]}
+    cache_path().write_text(json.dumps({"format": 1, "devices": {"k": bad}}))
+    with pytest.warns(UserWarning, match="corrupt GEMM tuning cache"):
+        assert shape_configs(be) == {}

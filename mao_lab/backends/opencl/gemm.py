@@ -18,7 +18,7 @@ import pyopencl.array as cla
 
 from ...errors import ConfigError, DTypeError, ShapeError
 from .. import _checks as C
-from .tuner import GemmConfig, gemm_config
+from .tuner import GemmConfig, gemm_config, shape_configs
 
 _ACT_CODE = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 0}
 _F32 = np.dtype(np.float32)
@@ -150,6 +150,20 @@ class GemmMixin:
     def gemm_config(self, cfg: GemmConfig) -> None:
         self._gemm_cfg = cfg
         self.__dict__.pop("_gemm_plans", None)  # plans hold kernels of the old block
+
+    @property
+    def shape_configs(self) -> dict:
+        """Register blocks chosen per (M, N, K, trans_a, trans_b) by ``tune_gemm_shapes``
+        (cached on disk); shapes not listed follow the backend's rules."""
+        cfgs = self.__dict__.get("_shape_cfgs")
+        if cfgs is None:
+            cfgs = self._shape_cfgs = shape_configs(self)
+        return cfgs
+
+    @shape_configs.setter
+    def shape_configs(self, cfgs: dict) -> None:
+        self._shape_cfgs = dict(cfgs)
+        self.__dict__.pop("_gemm_plans", None)
 
     def _workspace(self, slot: str, nbytes: int):
         """A scratch buffer of at least ``nbytes`` (grown, reused: the queue is in order)."""
@@ -293,7 +307,11 @@ class GemmMixin:
             sam = sak = 0
         cfg = b_config(base, n if n < 32 else 32)
         thin = m <= 16 and k >= _LONG_K and packed is None
-        if thin:
+        tuned = None if packed else self.shape_configs.get((m, n, k, bool(trans_a),
+                                                             bool(trans_b)))
+        if tuned is not None:  # a block picked for this very shape by tune_gemm_shapes
+            cfg, thin = tuned, False
+        elif thin:
             cfg = thin_config(base, m, n)
         elif m >= _TALL_M and n < 32 and packed is None:
             cfg = tall_config(cfg)

@@ -1,9 +1,10 @@
 """The GEMM autotuner: register-block shapes searched per device, cached on disk as JSON.
 
 The cache (``$MAO_LAB_CACHE_DIR`` or ``~/.cache/mao_lab``, file ``gemm_tuning.json``) is
-keyed by platform, device name and driver version. Without an entry the backend uses safe
-defaults; ``tune_gemm(backend)`` or ``MAO_LAB_TUNE=1`` runs the search. A corrupt cache is
-ignored with a warning.
+keyed by platform, device name, driver version and compute units. Without an entry the
+backend uses safe defaults; ``tune_gemm(backend)`` or ``MAO_LAB_TUNE=1`` runs the search,
+and ``tune_gemm_shapes(backend)`` picks a block per training GEMM shape (cached beside
+it). A corrupt cache is ignored with a warning.
 """
 
 from __future__ import annotations
@@ -89,6 +90,25 @@ OTHER_CANDIDATES = (
 TUNE_SHAPES = ((512, 512, 512), (64, 300, 784), (784, 300, 64), (64, 784, 300))
 
 
+def _dense(n_in: int, n_out: int, b: int = 64) -> tuple:
+    # (M, N, K, trans_a, trans_b) of a Dense layer's forward, data and weight gradients
+    return ((b, n_out, n_in, False, False), (b, n_in, n_out, False, True),
+            (n_in, n_out, b, True, False))
+
+
+# Every GEMM of a training step of the MLP 784-300-10 and of LeNet-5 (batch 64, im2col
+# convolutions as the OpenCL backend runs them), for tune_gemm_shapes
+TRAINING_SHAPES = _dense(784, 300) + _dense(300, 10) + (
+    (50176, 6, 25, False, True), (6, 25, 50176, False, False), (6400, 16, 150, False, True),
+    (6400, 150, 16, False, False), (16, 150, 6400, False, False),
+) + _dense(400, 120) + _dense(120, 84) + _dense(84, 10)
+# per-shape candidates: the whole-device ones and narrow blocks for thin or narrow outputs
+SHAPE_CANDIDATES = CPU_CANDIDATES + (
+    GemmConfig(4, 16, 1, 4), GemmConfig(8, 8, 1, 4), GemmConfig(4, 8, 1, 4),
+    GemmConfig(16, 8, 1, 4), GemmConfig(12, 16, 1, 4),
+)
+
+
 def cache_path() -> Path:
     """Where tuning results live: $MAO_LAB_CACHE_DIR or ~/.cache/mao_lab."""
     root = os.environ.get("MAO_LAB_CACHE_DIR") or os.path.join("~", ".cache", "mao_lab")
@@ -96,9 +116,11 @@ def cache_path() -> Path:
 
 
 def device_key(backend) -> str:
-    """Cache key of a backend's device: platform, device name and driver version."""
+    """Cache key of a backend's device: platform, device name, driver version and compute
+    units (a CPU driver limited to fewer threads, e.g. POCL_MAX_PTHREAD_COUNT, is tuned
+    on its own: the best block differs)."""
     i = backend.info
-    return f"{i.platform} | {i.name} | {i.driver_version}"
+    return f"{i.platform} | {i.name} | {i.driver_version} | {i.compute_units} CU"
 
 
 def default_config(backend) -> GemmConfig:
@@ -126,6 +148,8 @@ def load_cache(path: Path | None = None) -> dict:
             raise ValueError("'devices' is not an object")
         for entry in devs.values():
             GemmConfig(**entry["config"])
+            for item in entry.get("per_shape", ()):
+                _shape_key(item["shape"]), GemmConfig(**item["config"])
         return devs
     except (ValueError, KeyError, TypeError) as exc:
         warnings.warn(
@@ -134,6 +158,22 @@ def load_cache(path: Path | None = None) -> dict:
             "it", stacklevel=2,
         )
         return {}
+
+
+def _shape_key(shape) -> tuple[int, int, int, bool, bool]:
+    """(M, N, K, trans_a, trans_b) from a cached list, or ValueError."""
+    m, n, k, ta, tb = shape
+    if not all(isinstance(v, int) and v > 0 for v in (m, n, k)) or not (
+            isinstance(ta, bool) and isinstance(tb, bool)):
+        raise ValueError(f"bad GEMM shape {shape!r}")
+    return m, n, k, ta, tb
+
+
+def shape_configs(backend) -> dict:
+    """The per-shape blocks cached for ``backend``'s device: {(M, N, K, ta, tb): config}."""
+    entry = load_cache().get(device_key(backend)) or {}
+    return {_shape_key(i["shape"]): GemmConfig(**i["config"])
+            for i in entry.get("per_shape", ())}
 
 
 def save_entry(key: str, entry: dict, path: Path | None = None) -> Path:
@@ -172,14 +212,14 @@ def gemm_config(backend) -> GemmConfig:
     return default_config(backend)
 
 
-def _time_gemm(backend, a, b, out, budget: float = 0.1) -> float:
+def _time_gemm(backend, a, b, out, budget: float = 0.1, ta=False, tb=False) -> float:
     """Best seconds per call over a short series (the best run is the device's speed)."""
-    backend.gemm(a, b, out=out)  # compile + warm up
+    backend.gemm(a, b, out=out, trans_a=ta, trans_b=tb)  # compile + warm up
     backend.synchronize()
     best, start, i = float("inf"), time.perf_counter(), 0
     while i < 3 or (time.perf_counter() - start < budget and i < 50):
         t0 = time.perf_counter()
-        backend.gemm(a, b, out=out)
+        backend.gemm(a, b, out=out, trans_a=ta, trans_b=tb)
         backend.synchronize()
         best = min(best, time.perf_counter() - t0)
         i += 1
@@ -245,9 +285,68 @@ def tune_gemm(backend, candidates=None, shapes=None, budget: float = 0.1,
         score, best, rates = first
     backend.gemm_config = best
     if save:
-        _save_or_warn(device_key(backend), {
+        entry = {
             "config": best.as_dict(), "gflops": round(score, 2),
             "shapes": [list(s) for s in shapes], "rates": [round(r, 2) for r in rates],
             "tuned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
+        }
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            old = load_cache().get(device_key(backend)) or {}
+        if "per_shape" in old:  # tune_gemm_shapes' picks stand (each is a whole config)
+            entry["per_shape"] = old["per_shape"]
+        _save_or_warn(device_key(backend), entry)
     return best
+
+
+def tune_gemm_shapes(backend, shapes=None, candidates=None, budget: float = 0.05,
+                     save: bool = True) -> dict:
+    """Pick a register block per GEMM shape (default: every training GEMM of the MLP
+    784-300-10 and LeNet-5), cache the picks beside the device's entry, and use them.
+
+    For each (M, N, K, trans_a, trans_b) the backend's own choice (its rules for thin,
+    tall and narrow products) is timed against each candidate forced for that shape; a
+    candidate replaces it only when faster by ``MARGIN``. Returns {shape: config} of the
+    shapes whose block differs from the backend's rule.
+
+    Example:
+        >>> from mao_lab.backends.opencl.tuner import tune_gemm_shapes
+        >>> picks = tune_gemm_shapes(mao_lab.get_backend("opencl"))  # doctest: +SKIP
+    """
+    if getattr(backend, "kind", None) != "opencl":
+        raise DeviceError(f"tune_gemm_shapes needs an OpenCL backend; received {backend!r}")
+    shapes = TRAINING_SHAPES if shapes is None else shapes
+    if candidates is None:
+        candidates = SHAPE_CANDIDATES if backend.info.device_type == "CPU" else OTHER_CANDIDATES
+    rng = np.random.default_rng(0)
+    picks: dict = {}
+    backend.shape_configs = {}
+    for m, n, k, ta, tb in shapes:
+        key = _shape_key((int(m), int(n), int(k), bool(ta), bool(tb)))
+        a = backend.asarray(rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32))
+        b = backend.asarray(rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32))
+        out = backend.empty((m, n))
+        want = (backend.to_host(a).T if ta else backend.to_host(a)).astype(np.float64) @ (
+            backend.to_host(b).T if tb else backend.to_host(b))
+        best, best_t = None, _time_gemm(backend, a, b, out, budget, ta, tb) / MARGIN
+        for cfg in candidates:
+            backend.shape_configs = {**picks, key: cfg}
+            try:
+                t = _time_gemm(backend, a, b, out, budget, ta, tb)
+                ok = np.allclose(backend.to_host(out), want, rtol=1e-3, atol=1e-3 * np.sqrt(k))
+            except (KernelBuildError, DeviceError, RuntimeError) as exc:
+                log.warning("gemm config %s failed on %s (%s); skipped", cfg, key, exc)
+                continue
+            if ok and t < best_t:
+                best, best_t = cfg, t
+        if best is not None:
+            picks[key] = best
+        backend.shape_configs = dict(picks)
+        log.info("gemm shape %s: %s", key, best or "backend rule")
+    if save:
+        entry = load_cache().get(device_key(backend)) or {
+            "config": backend.gemm_config.as_dict()}
+        entry["per_shape"] = [{"shape": list(s), "config": c.as_dict()}
+                              for s, c in picks.items()]
+        _save_or_warn(device_key(backend), entry)
+    return picks
