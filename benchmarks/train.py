@@ -6,8 +6,8 @@ Every trainer runs in its own process (so idle OpenBLAS, OpenMP or PoCL worker t
 another runtime never share it) and first runs one warm-up epoch; epochs are then timed
 round-robin (numpy, OpenCL, PyTorch, numpy, ...) so a busy machine slows all alike; the
 figure is the median epoch. Threads: BLAS via threadpoolctl, torch.set_num_threads, PoCL
-via POCL_CPU_MAX_CU_COUNT. PyTorch starts from the same
-weights (copied). Usage: python benchmarks/train.py [--quick] [--json FILE]
+via POCL_MAX_PTHREAD_COUNT (PoCL <= 3.x) and POCL_CPU_MAX_CU_COUNT (4.0+). PyTorch
+starts from the same weights (copied). Usage: python benchmarks/train.py [--quick] [--json FILE]
 [--markdown FILE] [--threads 1,2] [--models iris,fc300,...] [--devices numpy,opencl:0:0]
 """
 
@@ -100,7 +100,8 @@ def worker(threads: int, quick: bool, models: list[str], devices: list[str]) -> 
     Epochs are timed round-robin over one process per trainer (rep 0 is a warm-up).
     """
     reps = 2 if quick else 5
-    env = dict(os.environ, POCL_CPU_MAX_CU_COUNT=str(threads), POCL_AFFINITY="1",
+    env = dict(os.environ, POCL_MAX_PTHREAD_COUNT=str(threads),
+               POCL_CPU_MAX_CU_COUNT=str(threads), POCL_AFFINITY="1",
                OMP_NUM_THREADS=str(threads))
     res: dict = {"threads": threads, "torch": "?", "results": {}}
     for name in models:
