@@ -422,40 +422,29 @@ def sgd_momentum_chunked(param, grad, velocity, lr: float, momentum: float,
         p[s:s + n] -= step
 
 
-_BLAS: object = None  # scipy.linalg.blas once loaded; False when scipy is not installed
+_BLAS: object = None  # numpy's BLAS level 1 once looked up; False when there is none
 
 
 def _level1_blas():
     global _BLAS
     if _BLAS is None:
-        try:
-            from scipy.linalg import blas
-        except ImportError:  # numpy alone still works, through the chunked path
-            blas = False
-        _BLAS = blas
+        from . import _numpy_blas
+
+        _BLAS = _numpy_blas.load() or False
     return _BLAS
 
 
 def sgd_momentum_blas(param, grad, velocity, lr: float, momentum: float) -> bool:
     """v = m*v + g; p -= lr * v as three in-place BLAS level-1 passes (scal, axpy, axpy)
-    instead of four numpy passes and a temporary. False (nothing done) when BLAS through
-    scipy is not available or would not work in place; the caller then uses the chunked
-    path. v is bitwise the numpy result; p may differ in the last bit (axpy may fuse the
-    multiply-add, as PyTorch's vectorised update does)."""
+    instead of four numpy passes and a temporary. False (nothing done) when numpy's BLAS
+    has no level 1 we can call; the caller then uses the numpy path. v is bitwise the
+    numpy result; p may differ in the last bit (axpy may fuse the multiply-add, as
+    PyTorch's vectorised update does)."""
     blas = _level1_blas()
     if not blas or param.dtype not in (np.float32, np.float64):
         return False
-    prefix = "s" if param.dtype == np.float32 else "d"
-    scal, axpy = getattr(blas, prefix + "scal"), getattr(blas, prefix + "axpy")
     p, g, v = param.reshape(-1), grad.reshape(-1), velocity.reshape(-1)
-    out = scal(momentum, v)
-    if out is not v and not np.shares_memory(out, v):
-        v[...] = out  # this scipy copied: keep the result, use the numpy path from now on
-        np.add(v, g, out=v)
-        np.subtract(p, np.multiply(v, param.dtype.type(lr)), out=p)
-        global _BLAS
-        _BLAS = False
-        return True
-    axpy(g, v, a=1.0)
-    axpy(v, p, a=-lr)
+    blas.scal(momentum, v)
+    blas.axpy(1.0, g, v)
+    blas.axpy(-lr, v, p)
     return True
