@@ -18,7 +18,7 @@ from ..errors import ClusterError
 from . import worker
 from .balance import Balancer
 from .faults import collect
-from .plan import Ledger
+from .plan import Ledger, round_steps
 from .sync import weighted_gradient, weighted_weights
 from .transport import model_message
 
@@ -234,7 +234,7 @@ class Coordinator:
             batches = dict(zip(engines, bal.local_batches(dp.global_batch_size)))
             left = led.steps_left(batches)
             if dp.strategy == "mpi":
-                steps, mode = min(self._steps_per_round, left), "mpi"
+                steps, mode = round_steps(left, self._steps_per_round), "mpi"
             elif dp.sync_every == 1:
                 steps, mode = 1, "grad"
             else:

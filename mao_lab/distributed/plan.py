@@ -3,7 +3,8 @@
 Engines own a fixed part of the dataset across epochs (rows travel once); each epoch every
 engine walks its own samples in a seeded order, ``local_batch`` per step. Rebalancing and
 engine loss move unprocessed samples between engines, and the ledger counts every sample
-processed so an epoch can prove each one was seen exactly once.
+processed so an epoch can prove each one was seen exactly once. ``round_steps`` cuts an
+epoch into MPI rounds.
 """
 
 from __future__ import annotations
@@ -182,3 +183,21 @@ class Ledger:
     def state(self) -> dict:
         """Arrays that a checkpoint needs to continue with the same ownership."""
         return {"owner": self.owner.copy(), "engines": list(self.engines)}
+
+
+def round_steps(left: int, target: int) -> int:
+    """Steps of the next MPI round: about ``target``, without a short tail round.
+
+    What is left of the epoch is split into equal rounds (one round when it exceeds the
+    target by at most a quarter): each round ends in a client round trip while the
+    engines idle, so 32 steps left at a target of 29 make one round, not 29 + 3.
+
+    Example:
+        >>> round_steps(32, 29), round_steps(40, 29), round_steps(5, 29)
+        (32, 20, 5)
+    """
+    target = max(int(target), 1)
+    if left <= target + target // 4:
+        return left
+    rounds = -(-left // target)
+    return -(-left // rounds)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mao_lab.distributed.balance import Balancer, normalize, split_counts
-from mao_lab.distributed.plan import Ledger
+from mao_lab.distributed.plan import Ledger, round_steps
 from mao_lab.errors import ConfigError
 
 
@@ -123,3 +123,18 @@ def test_a_joining_engine_gets_a_share_and_rows_at_the_next_epoch():
     led.start_epoch(1)
     assert [len(led.remaining(e)) for e in (0, 1, 2)] == [30, 30, 30]
     assert len(led.missing(2)) == 30 and len(led.missing(0)) == 30  # nothing held yet
+
+
+def test_round_steps_split_an_epoch_without_a_short_tail():
+    assert round_steps(32, 29) == 32  # within a quarter of the target: one round
+    assert round_steps(40, 29) == 20 and round_steps(20, 29) == 20  # two equal rounds
+    assert round_steps(5, 29) == 5 and round_steps(7, 1) == 1 and round_steps(3, 0) == 1
+    for left in range(1, 200):
+        for target in (1, 3, 16, 29):
+            rounds, rest = 0, left
+            while rest:
+                step = round_steps(rest, target)
+                assert 1 <= step <= max(target + target // 4, 1)
+                rest -= step
+                rounds += 1
+            assert rounds == (1 if left <= target + target // 4 else -(-left // target))
