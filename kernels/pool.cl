@@ -69,6 +69,34 @@ __kernel void maxpool2d_backward_disjoint(__global const float *restrict dy,
   if (k < m) dx[idx[k]] = dy[k];
 }
 
+// dx[n, h, w] = sum of dy over the windows covering (h, w) whose maximum is x[n, h, w]
+// (idx from maxpool2d_forward), in window order: a gather, so overlapping windows give the
+// same sums on every run (atomic adds would not); one work-item per input row (n, h)
+__kernel void maxpool2d_backward_gather(__global const float *restrict dy,
+                                        __global const int *restrict idx,
+                                        __global float *restrict dx, const int N, const int H,
+                                        const int W, const int OH, const int OW, const int PH,
+                                        const int PW, const int SH, const int SW,
+                                        const int PT, const int PL) {
+  const int r = get_global_id(0);
+  if (r >= N * H) return;
+  const int n = r / H;
+  const int h = r - n * H;
+  const int oh0 = max(0, (h + PT - PH + SH) / SH), oh1 = min(OH - 1, (h + PT) / SH);
+  const size_t base = (size_t)n * OH * OW;
+  const int self0 = n * H * W + h * W;
+  for (int w = 0; w < W; ++w) {
+    const int ow0 = max(0, (w + PL - PW + SW) / SW), ow1 = min(OW - 1, (w + PL) / SW);
+    float s = 0.0f;
+    for (int oh = oh0; oh <= oh1; ++oh)
+      for (int ow = ow0; ow <= ow1; ++ow) {
+        const size_t k = base + oh * OW + ow;
+        if (idx[k] == self0 + w) s += dy[k];
+      }
+    dx[(size_t)r * W + w] = s;
+  }
+}
+
 // y = mean over the window's cells inside x (padding excluded from the count); one
 // work-item per output row (n, oh)
 __kernel void avgpool2d_forward(__global const float *restrict x, __global float *restrict y,

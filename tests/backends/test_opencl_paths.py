@@ -25,7 +25,8 @@ def test_reshape_of_an_offset_view(opencl_backend):
 @pytest.mark.parametrize("shape,pool,stride", [
     ((3, 2, 8, 8), (2, 2), (2, 2)),      # non-overlapping: plain stores
     ((2, 3, 9, 7), (3, 3), (3, 3)),
-    ((2, 2, 7, 7), (3, 3), (2, 2)),      # overlapping: atomic adds
+    ((2, 2, 7, 7), (3, 3), (2, 2)),      # overlapping: the gather
+    ((2, 3, 10, 9), (3, 2), (1, 1)),     # every element in up to 6 windows
 ])
 def test_maxpool_backward_on_its_own_indices(opencl_backend, shape, pool, stride):
     be = opencl_backend
@@ -39,3 +40,19 @@ def test_maxpool_backward_on_its_own_indices(opencl_backend, shape, pool, stride
     dx = be.to_host(be.maxpool2d_backward(be.asarray(dy), idx, shape))
     np.testing.assert_allclose(dx, REF.maxpool2d_backward(dy, idx_ref, shape), rtol=1e-6,
                                atol=1e-6)
+
+
+def test_overlapping_maxpool_backward_is_deterministic_and_exact(opencl_backend):
+    """Ties on purpose (integer data): many windows route to one element; the gather sums
+    them in window order, the same on every run, and exactly (integer-valued dy)."""
+    be = opencl_backend
+    rng = np.random.default_rng(2)
+    shape = (4, 3, 13, 11)
+    x = rng.integers(0, 3, shape).astype(np.float32)
+    y, idx = be.maxpool2d_forward(be.asarray(x), (3, 3), stride=(1, 1), padding=(1, 1, 1, 1))
+    _, idx_ref = REF.maxpool2d_forward(x, (3, 3), stride=(1, 1), padding=(1, 1, 1, 1))
+    dy = rng.integers(-4, 5, tuple(y.shape)).astype(np.float32)
+    runs = [be.to_host(be.maxpool2d_backward(be.asarray(dy), idx, shape)) for _ in range(3)]
+    for r in runs[1:]:
+        np.testing.assert_array_equal(r, runs[0])
+    np.testing.assert_array_equal(runs[0], REF.maxpool2d_backward(dy, idx_ref, shape))
