@@ -3,8 +3,10 @@
 B is packed into column panels (kernels/gemm_pack.cl), which absorbs transposes, strided
 views and offsets (a tiny row-major B is read in place). A is read in place through its
 strides, and packed into row panels only when its k-stride is long. Narrow outputs get a
-narrow register block, short-K products several row blocks per work-item, long-K/small-C
-products split K. ``pack_b`` keeps a packed right operand (weights) across calls.
+narrow register block (4 rows when tall), few long rows one or two row blocks over L2
+slabs of K, short-K products several row blocks per work-item, long-K/small-C products
+split K; ``tune_gemm_shapes`` picks override these rules per shape. Each call signature's
+decisions are kept as a launch plan. ``pack_b`` keeps a packed right operand (weights).
 """
 
 from __future__ import annotations
