@@ -242,7 +242,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
     ap.add_argument("--markdown", metavar="FILE", help="also write the tables to FILE")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    ap.add_argument("--retune", action="store_true", help="re-run the GEMM autotuner")
+    ap.add_argument("--retune", action="store_true",
+                    help="re-run the GEMM autotuners (whole-device and per-shape) for every "
+                         "thread count")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -254,7 +256,7 @@ def main(argv=None) -> int:
                    POCL_AFFINITY="1",
                    OMP_NUM_THREADS=str(t))
         cmd = [sys.executable, __file__, "--worker", str(t)] + ["--quick"] * args.quick \
-            + ["--retune"] * (args.retune and not runs)
+            + ["--retune"] * args.retune  # tunings are kept per compute-unit count
         print(f"measuring with {t} thread(s)...", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode:
