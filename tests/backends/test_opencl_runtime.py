@@ -174,6 +174,7 @@ def test_unwritable_cache_warns_and_keeps_the_result(be, tmp_path, monkeypatch):
     monkeypatch.setenv("MAO_LAB_CACHE_DIR", str(blocker))
     b2 = fresh(be)
     b2.gemm_config = GemmConfig()  # (reading the unreadable cache would warn as well)
+    b2.shape_configs = {}
     cand = GemmConfig(4, 16, 1, 4)
     with pytest.warns(UserWarning, match="could not write the GEMM tuning cache"):
         assert tune_gemm(b2, candidates=(cand,), shapes=((8, 40, 8),), budget=0.01) == cand
