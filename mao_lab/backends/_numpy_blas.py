@@ -1,7 +1,8 @@
-"""BLAS level 1 (axpy, scal) from the BLAS numpy itself links, through ctypes.
+"""BLAS level 1 (axpy, scal) and gemm with beta from the BLAS numpy itself links (ctypes).
 
 The momentum-SGD update is three in-place level-1 passes with it, against four numpy ufunc
-passes and a temporary. Using numpy's own BLAS (not a second copy, e.g. SciPy's) matters:
+passes and a temporary; ``C = alpha*op(A)@op(B) + beta*C`` is one pass over C instead of
+numpy's product, scale and add. Using numpy's own BLAS (not a second copy, e.g. SciPy's) matters:
 two OpenBLAS thread pools in one process fight over the cores at two threads. Found by
 symbol in the shared library numpy bundles (OpenBLAS wheels: ``scipy_cblas_saxpy64_``, or
 plain ``cblas_saxpy``); ``load()`` returns None where there is none, and callers keep their
@@ -24,11 +25,31 @@ _LOCK = threading.Lock()
 _CACHE: list = []
 
 
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+
 class Level1:
-    """axpy (y += a*x) and scal (x *= a) on C-contiguous float32/float64 vectors."""
+    """axpy (y += a*x) and scal (x *= a) on C-contiguous float32/float64 vectors, and gemm
+    on C-contiguous matrices."""
 
     def __init__(self, funcs: dict[str, object], int_t) -> None:
         self._f, self._int = funcs, int_t
+
+    def gemm(self, a: np.ndarray, b: np.ndarray, c: np.ndarray, trans_a: bool, trans_b: bool,
+             alpha: float, beta: float) -> bool:
+        """c = alpha * op(a) @ op(b) + beta * c in place; False (nothing done) unless a, b,
+        c are C-contiguous arrays of one float dtype and this library has gemm."""
+        f = self._f.get(("s" if c.dtype == np.float32 else "d", "gemm"))
+        if (f is None or not (a.dtype == b.dtype == c.dtype) or c.dtype.kind != "f"
+                or not (a.flags.c_contiguous and b.flags.c_contiguous and c.flags.c_contiguous
+                        and c.flags.writeable)):
+            return False
+        m, n = c.shape
+        k = a.shape[0] if trans_a else a.shape[1]
+        f(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
+          m, n, k, alpha, a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1], beta,
+          _address(c), n)
+        return True
 
     def axpy(self, a: float, x: np.ndarray, y: np.ndarray) -> None:
         f = self._f["s" if y.dtype == np.float32 else "d", "axpy"]
@@ -74,6 +95,14 @@ def _bind(path: str) -> Level1 | None:
             ax.restype = sc.restype = None
             funcs[t, "axpy"], funcs[t, "scal"] = ax, sc
         if len(funcs) == 4:
+            for t, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
+                g = getattr(lib, f"{prefix}{t}gemm{suffix}", None)
+                if g is not None:
+                    p = ctypes.c_void_p
+                    g.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, int_t, int_t, int_t,
+                                  real, p, int_t, p, int_t, real, p, int_t]
+                    g.restype = None
+                    funcs[t, "gemm"] = g
             return Level1(funcs, int_t)
     return None
 
@@ -101,4 +130,14 @@ def _works(blas: Level1) -> bool:
     blas.scal(0.5, y)
     z = np.ones(5, dtype=np.float64)
     blas.axpy(-1.0, x.astype(np.float64), z)
-    return bool(np.array_equal(y, (1 + 2 * x) * 0.5) and np.array_equal(z, 1 - x))
+    ok = np.array_equal(y, (1 + 2 * x) * 0.5) and np.array_equal(z, 1 - x)
+    if ok and ("s", "gemm") in blas._f:
+        a = np.arange(6, dtype=np.float32).reshape(2, 3)
+        c = np.ones((3, 3), dtype=np.float32)
+        ok = blas.gemm(a, a, c, True, False, 2.0, 0.5) and np.array_equal(
+            c, 2 * a.T @ a + np.float32(0.5))
+        if not ok:
+            blas._f.pop(("s", "gemm"), None)  # level 1 stays usable
+            blas._f.pop(("d", "gemm"), None)
+            ok = True
+    return bool(ok)

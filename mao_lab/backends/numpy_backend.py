@@ -132,6 +132,10 @@ class NumpyBackend(Backend):
             C.check_shape("out", out, (m, n), "gemm")
             if beta == 0 and alpha == 1:
                 np.matmul(opa, opb, out=out)
+            elif (beta != 0 and (blas := _fast._level1_blas())
+                  and not np.may_share_memory(out, a) and not np.may_share_memory(out, b)
+                  and blas.gemm(a, b, out, trans_a, trans_b, alpha, beta)):
+                pass  # accumulated in one pass by BLAS (gradient accumulation, fused SGD)
             else:
                 prod = np.matmul(opa, opb)
                 if beta == 0:
@@ -272,6 +276,12 @@ class NumpyBackend(Backend):
         """y += alpha * x, in place."""
         if x.shape != y.shape:
             raise ShapeError(f"axpy: x {x.shape} and y {y.shape} differ")
+        blas = _fast._level1_blas()
+        if (blas and x.dtype == y.dtype and y.dtype.kind == "f" and x.flags.c_contiguous
+                and y.flags.c_contiguous and y.flags.writeable
+                and (x is y or not np.may_share_memory(x, y))):
+            blas.axpy(alpha, x.reshape(-1), y.reshape(-1))
+            return
         y += y.dtype.type(alpha) * x
 
     # ---- convolution ----------------------------------------------------------------------
