@@ -230,7 +230,9 @@ class EngineMonitor(anywidget.AnyWidget):
         shares, events = snap.get("shares") or {}, snap.get("events") or []
         reports = []
         for eid, m in metrics.items():
-            m = {"share": shares.get(eid), **m}
+            # the handle's shares are one plan (they sum to 1); an engine's own published
+            # share may predate a rebalance, so it only fills in when the plan has none
+            m = {**m, "share": shares[eid]} if shares.get(eid) is not None else m
             reports.append(self._report(eid, m, "idle" if done else "training"))
         if reports:
             self.update(reports)
