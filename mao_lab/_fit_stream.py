@@ -8,7 +8,7 @@ import numpy as np
 
 from . import metrics as M
 from ._data import as_targets, as_x
-from .callbacks import CallbackList, History, ProgressBar
+from .callbacks import History
 from .errors import DataError
 
 
@@ -20,31 +20,9 @@ def is_stream(x) -> bool:
 
 def fit_stream(model, stream, epochs: int, val, callbacks, verbose: int) -> History:
     """Train ``model`` on every (x, y) batch ``stream`` yields, ``epochs`` times."""
-    history = History()
-    cbs = [history] + ([ProgressBar(verbose)] if verbose else []) + list(callbacks or [])
-    cl = CallbackList(cbs, model)
     steps = len(stream) if hasattr(stream, "__len__") else None
-    model.history, model.stop_training = history, False
-    cl.call("on_train_begin", {"epochs": epochs, "steps": steps, "samples": None})
-    model.training = True
-    try:
-        for epoch in range(epochs):
-            _epoch(model, stream, epoch, val, cl)
-            if model.stop_training:
-                break
-    except BaseException:
-        for c in cbs:
-            if isinstance(c, ProgressBar):
-                c.on_train_end({})
-        raise
-    finally:
-        model.training = False
-    cl.call("on_train_end", {})
-    return history
-
-
-def _epoch(model, stream, epoch: int, val, cl) -> None:
-    model._run_epoch(cl, epoch, _stream_batches(model, stream), val)
+    return model._train_loop(lambda epoch: _stream_batches(model, stream), epochs, steps,
+                             None, val, callbacks, verbose)
 
 
 def _stream_batches(model, stream):

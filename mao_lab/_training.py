@@ -275,17 +275,31 @@ class TrainingMixin:
         n = len(xh)
         labels = M.class_ids(yh) if self.metrics else None
         rng = np.random.default_rng(seed if seed is not None else int(self._rng.integers(2**62)))
+        permute = rng.permutation if shuffle else None
+
+        def batches(epoch: int):
+            order = permute(n) if permute is not None else None
+            return _array_batches(xh, yh, labels, bs, steps, order)
+
+        steps = -(-n // bs)
+        return self._train_loop(batches, epochs, steps, n, val, callbacks, verbose)
+
+    def _train_loop(self, batches, epochs: int, steps, samples, val, callbacks,
+                    verbose: int) -> History:
+        """The epochs of a fit: ``batches(epoch)`` gives that epoch's host batches (arrays
+        or a stream); callbacks, history, progress bars and stop_training handled here."""
         history = History()
         cbs = [history] + ([ProgressBar(verbose)] if verbose else []) + list(callbacks or [])
         cl = CallbackList(cbs, self)
-        steps = -(-n // bs)
         self.stop_training = False
         self.history = history
-        cl.call("on_train_begin", {"epochs": epochs, "steps": steps, "samples": n})
+        cl.call("on_train_begin", {"epochs": epochs, "steps": steps, "samples": samples})
         self.training = True
         try:
-            self._epochs(cl, xh, yh, labels, val, bs, epochs, steps, rng.permutation
-                         if shuffle else None)
+            for epoch in range(epochs):
+                self._run_epoch(cl, epoch, batches(epoch), val)
+                if self.stop_training:
+                    break
         except BaseException:
             for c in cbs:  # close progress bars; history keeps the finished epochs
                 if isinstance(c, ProgressBar):
@@ -295,14 +309,6 @@ class TrainingMixin:
             self.training = False
         cl.call("on_train_end", {})
         return history
-
-    def _epochs(self, cl, xh, yh, labels, val, bs, epochs, steps, permute) -> None:
-        n = len(xh)
-        for epoch in range(epochs):
-            order = permute(n) if permute is not None else None
-            self._run_epoch(cl, epoch, _array_batches(xh, yh, labels, bs, steps, order), val)
-            if self.stop_training:
-                break
 
     def _run_epoch(self, cl, epoch: int, batches, val) -> None:
         """One epoch over ``batches``, an iterable of host (x, y, class ids or None)
