@@ -28,7 +28,7 @@ _CACHE: list = []
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
-class Level1:
+class Blas:
     """axpy (y += a*x) and scal (x *= a) on C-contiguous float32/float64 vectors, and gemm
     on C-contiguous matrices."""
 
@@ -78,7 +78,7 @@ def _candidates() -> list[str]:
     return paths
 
 
-def _bind(path: str) -> Level1 | None:
+def _bind(path: str) -> Blas | None:
     try:
         lib = ctypes.CDLL(path)
     except OSError:
@@ -103,11 +103,11 @@ def _bind(path: str) -> Level1 | None:
                                   real, p, int_t, p, int_t, real, p, int_t]
                     g.restype = None
                     funcs[t, "gemm"] = g
-            return Level1(funcs, int_t)
+            return Blas(funcs, int_t)
     return None
 
 
-def load() -> Level1 | None:
+def load() -> Blas | None:
     """numpy's BLAS level 1, or None (found once per process)."""
     with _LOCK:
         if not _CACHE:
@@ -122,7 +122,7 @@ def load() -> Level1 | None:
         return _CACHE[0]
 
 
-def _works(blas: Level1) -> bool:
+def _works(blas: Blas) -> bool:
     """A smoke test of the bound symbols (a wrong signature must not go unnoticed)."""
     x = np.arange(1.0, 6.0, dtype=np.float32)
     y = np.ones(5, dtype=np.float32)

@@ -36,6 +36,16 @@ def _act(y: np.ndarray, kind: str) -> np.ndarray:
     return y
 
 
+def _accumulate(out: np.ndarray, value, beta: float) -> np.ndarray:
+    """out = value + beta * out, in place (the ``out=``/``beta=`` convention)."""
+    if beta == 0:
+        out[...] = value
+    else:
+        out *= beta
+        out += value
+    return out
+
+
 def _windows(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
     """Strided view (B, C, OH, OW, KH, KW) of padded input ``xp`` (no copy)."""
     b, c, _, _ = xp.shape
@@ -240,12 +250,7 @@ class NumpyBackend(Backend):
         if out is None:
             return np.asarray(s, dtype=x.dtype)
         C.check_shape("out", out, np.shape(s), "reduce_sum")
-        if beta == 0:
-            out[...] = s
-        else:
-            out *= beta
-            out += s
-        return out
+        return _accumulate(out, s, beta)
 
     def argmax(self, x, axis: int = -1):
         """Index of the largest value along ``axis`` (int32)."""
@@ -309,12 +314,7 @@ class NumpyBackend(Backend):
                                          self._cols)
         if out is None:
             return dw
-        if beta == 0:
-            out[...] = dw
-        else:
-            out *= beta
-            out += dw
-        return out
+        return _accumulate(out, dw, beta)
 
     def conv2d_maxpool_forward(self, x, w, bias=None, *, stride=(1, 1),
                                padding=(0, 0, 0, 0), activation="relu", pool=(2, 2)):
@@ -349,13 +349,8 @@ class NumpyBackend(Backend):
         dx, dw, db = _fused.conv_maxpool_backward(dy, state, x, w, tuple(stride),
                                                   tuple(padding), self._cols, need_dx)
         for out, v in ((dw_out, dw), (db_out, db)):
-            if out is None:
-                continue
-            if beta == 0:
-                out[...] = v
-            else:
-                out *= beta
-                out += v
+            if out is not None:
+                _accumulate(out, v, beta)
         return dx
 
     # ---- pooling --------------------------------------------------------------------------
