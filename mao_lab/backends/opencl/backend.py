@@ -6,6 +6,8 @@ losses, norm, optim), each overriding the NumpyBackend method of the same name.
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 import pyopencl as cl
 import pyopencl.array as cla
@@ -25,6 +27,7 @@ from .ops_pool import PoolMixin
 from .ops_reduce import ReduceMixin
 from .runtime import Runtime
 
+_MAX_UPLOADS = 16  # upload events held before the oldest is waited for
 _FAST_ARRAY = True  # pyopencl's Array(..., _fast=True) constructor works (checked on use)
 
 
@@ -42,6 +45,7 @@ class OpenCLBackend(GemmMixin, ConvMixin, ConvPoolMixin, PoolMixin, ElementwiseM
         # device arrays come from a pool: a training step allocates the same shapes every
         # step, and reusing freed buffers is safe on the one in-order queue
         self.pool = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(self.queue))
+        self._uploads: deque = deque()  # events of non-blocking uploads (see asarray)
 
     # ---- memory -------------------------------------------------------------------------
     def asarray(self, x, dtype=None):
@@ -58,14 +62,21 @@ class OpenCLBackend(GemmMixin, ConvMixin, ConvPoolMixin, PoolMixin, ElementwiseM
         if h.size:
             # non-blocking: the host does not wait for the queue (e.g. the previous step's
             # updates) to drain. The event keeps ``h`` alive and waits for the copy when it
-            # is dropped, so it stays with the array (and its reshaped views)
-            out._mao_upload = cl.enqueue_copy(self.queue, out.base_data, h, is_blocking=False)
+            # is dropped, so the backend holds it until a blocking read or a finish proves
+            # it done: held by the array, dropping a label batch after the loss made the
+            # host wait for the whole forward pass before it could enqueue the backward
+            self._uploads.append(
+                cl.enqueue_copy(self.queue, out.base_data, h, is_blocking=False))
+            if len(self._uploads) > _MAX_UPLOADS:
+                self._uploads.popleft()  # the oldest: long done in a training loop
         return out
 
     def to_host(self, a) -> np.ndarray:
         if isinstance(a, np.ndarray):
             return a
-        return a.get(queue=self.queue)
+        out = a.get(queue=self.queue)  # blocking: every earlier command has completed
+        self._uploads.clear()
+        return out
 
     def empty(self, shape, dtype=np.float32):
         return self._array(shape, dtype)
@@ -115,10 +126,7 @@ class OpenCLBackend(GemmMixin, ConvMixin, ConvPoolMixin, PoolMixin, ElementwiseM
                 if rest and a.size % rest == 0:
                     shape = tuple(a.size // rest if s == -1 else s for s in shape)
             if all(s >= 0 for s in shape) and nelem(shape) == a.size:
-                view = self._array(shape, a.dtype, data=a.base_data, offset=a.offset)
-                if "_mao_upload" in a.__dict__:
-                    view._mao_upload = a._mao_upload
-                return view
+                return self._array(shape, a.dtype, data=a.base_data, offset=a.offset)
         try:
             return a.reshape(shape)
         except ValueError as exc:
@@ -126,6 +134,7 @@ class OpenCLBackend(GemmMixin, ConvMixin, ConvPoolMixin, PoolMixin, ElementwiseM
 
     def synchronize(self) -> None:
         self.queue.finish()
+        self._uploads.clear()
 
     def fill(self, a, value: float) -> None:
         if isinstance(a, cla.Array) and c_contiguous(a):  # a fill command, no kernel build
