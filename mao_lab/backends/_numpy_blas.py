@@ -28,9 +28,22 @@ _CACHE: list = []
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
+def _lead(a: np.ndarray) -> int:
+    """Leading dimension (elements) of a row-major 2-D matrix with unit column stride, or 0
+    when ``a`` is not laid out that way (e.g. a transposed view)."""
+    item = a.itemsize
+    if a.ndim != 2 or (a.shape[1] > 1 and a.strides[1] != item):
+        return 0
+    if a.shape[0] <= 1:
+        return max(a.shape[1], 1)
+    rows = a.strides[0] // item
+    return rows if rows * item == a.strides[0] and rows >= max(a.shape[1], 1) else 0
+
+
 class Blas:
-    """axpy (y += a*x) and scal (x *= a) on C-contiguous float32/float64 vectors, and gemm
-    on C-contiguous matrices."""
+    """axpy (y += a*x) and scal (x *= a) on C-contiguous float32/float64 vectors, gemm on
+    row-major matrices (C-contiguous, or column slices of one), and the library's thread
+    count (``threads`` / ``set_threads``; 0 and a no-op when it exports no such call)."""
 
     def __init__(self, funcs: dict[str, object], int_t) -> None:
         self._f, self._int = funcs, int_t
@@ -38,18 +51,32 @@ class Blas:
     def gemm(self, a: np.ndarray, b: np.ndarray, c: np.ndarray, trans_a: bool, trans_b: bool,
              alpha: float, beta: float) -> bool:
         """c = alpha * op(a) @ op(b) + beta * c in place; False (nothing done) unless a, b,
-        c are C-contiguous arrays of one float dtype and this library has gemm."""
+        c are row-major matrices of one float dtype (unit column stride, any row stride of
+        at least the width) and this library has gemm."""
         f = self._f.get(("s" if c.dtype == np.float32 else "d", "gemm"))
-        if (f is None or not (a.dtype == b.dtype == c.dtype) or c.dtype.kind != "f"
-                or not (a.flags.c_contiguous and b.flags.c_contiguous and c.flags.c_contiguous
-                        and c.flags.writeable)):
+        if f is None or not (a.dtype == b.dtype == c.dtype) or c.dtype.kind != "f" \
+                or not c.flags.writeable:
+            return False
+        lda, ldb, ldc = _lead(a), _lead(b), _lead(c)
+        if not (lda and ldb and ldc):
             return False
         m, n = c.shape
         k = a.shape[0] if trans_a else a.shape[1]
         f(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
-          m, n, k, alpha, a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1], beta,
-          _address(c), n)
+          m, n, k, alpha, a.ctypes.data, lda, b.ctypes.data, ldb, beta,
+          _address(c) if c.flags.c_contiguous else c.ctypes.data, ldc)
         return True
+
+    def threads(self) -> int:
+        """The library's current thread count (0 when it cannot tell)."""
+        f = self._f.get("get_threads")
+        return int(f()) if f is not None else 0
+
+    def set_threads(self, n: int) -> None:
+        """Set the library's thread count (process-wide; a no-op when it cannot)."""
+        f = self._f.get("set_threads")
+        if f is not None:
+            f(int(n))
 
     def axpy(self, a: float, x: np.ndarray, y: np.ndarray) -> None:
         f = self._f["s" if y.dtype == np.float32 else "d", "axpy"]
@@ -103,6 +130,14 @@ def _bind(path: str) -> Blas | None:
                                   real, p, int_t, p, int_t, real, p, int_t]
                     g.restype = None
                     funcs[t, "gemm"] = g
+            for pre in ("scipy_openblas", "openblas"):
+                get = getattr(lib, f"{pre}_get_num_threads{suffix}", None)
+                put = getattr(lib, f"{pre}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    get.argtypes, get.restype = [], ctypes.c_int
+                    put.argtypes, put.restype = [ctypes.c_int], None
+                    funcs["get_threads"], funcs["set_threads"] = get, put
+                    break
             return Blas(funcs, int_t)
     return None
 

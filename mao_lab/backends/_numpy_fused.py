@@ -29,6 +29,13 @@ class PooledConvState(NamedTuple):
     activation: str
 
 
+class SplitState(NamedTuple):
+    """State of a forward split over batch slices (one PooledConvState per slice)."""
+
+    parts: tuple  # ((start, stop, PooledConvState), ...)
+    y: np.ndarray  # the whole pooled output
+
+
 def _plane(z: np.ndarray, layout: str, di: int, dj: int, pool, oh2: int, ow2: int):
     """Strided view of window element (di, dj) of every pooling window, in z's own layout
     (so elementwise work runs in memory order): (B, OH2, F, OW2) or (B, F, OH2, OW2)."""

@@ -13,6 +13,7 @@ from ..errors import ConfigError, ShapeError
 from . import _checks as C
 from . import _numpy_fast as _fast
 from . import _numpy_fused as _fused
+from . import _numpy_threads as _threads
 from .base import Backend, dropout_uniform
 
 
@@ -44,6 +45,14 @@ def _accumulate(out: np.ndarray, value, beta: float) -> np.ndarray:
         out *= beta
         out += value
     return out
+
+
+def _sum_parts(arrays: list) -> np.ndarray:
+    """The sum of per-part partial results (weight gradients of batch slices)."""
+    total = arrays[0]
+    for a in arrays[1:]:
+        total += a
+    return total
 
 
 def _windows(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
@@ -124,35 +133,65 @@ class NumpyBackend(Backend):
         a: (M, K) or (K, M) if trans_a; b: (K, N) or (N, K) if trans_b; bias: (N,);
         out: (M, N). Returns out (allocated when None; then beta must be 0).
         """
-        m, n, _ = C.gemm_dims(a, b, trans_a, trans_b)
+        m, n, k = C.gemm_dims(a, b, trans_a, trans_b)
         C.check_activation(activation, "gemm")
         C.check_float("a", a, "gemm")
         C.check_same_dtype("gemm", a=a, b=b, out=out, bias=bias)
         if bias is not None:
             C.check_shape("bias", bias, (n,), "gemm")
+        if out is None and beta != 0:
+            raise ConfigError("gemm: beta != 0 needs an 'out' array to accumulate into")
+        if out is not None:
+            C.check_shape("out", out, (m, n), "gemm")
+        # split over the cores along N (each part reads a slice of b) unless a softmax
+        # needs whole rows or N is the small side, then along M; never when out overlaps
+        # an input (parts would read what others write)
+        along_n = n >= m and activation != "softmax"
+        parts = _threads.POOL.parts(m * n * k, n if along_n else m)
+        if parts > 1 and out is not None and (np.may_share_memory(out, a)
+                                              or np.may_share_memory(out, b)):
+            parts = 1
+        if parts > 1:
+            if out is None:
+                out = np.empty((m, n), dtype=np.result_type(a, b))
+
+            def part(i: int) -> None:
+                lo, hi = _threads.bounds(i, parts, n if along_n else m, 16)
+                if along_n:
+                    bi = b[lo:hi] if trans_b else b[:, lo:hi]
+                    self._gemm1(a, bi, trans_a, trans_b, alpha, beta, out[:, lo:hi],
+                                None if bias is None else bias[lo:hi], activation)
+                else:
+                    ai = a[:, lo:hi] if trans_a else a[lo:hi]
+                    self._gemm1(ai, b, trans_a, trans_b, alpha, beta, out[lo:hi], bias,
+                                activation)
+
+            _threads.POOL.run(part, parts)
+            return out
+        return self._gemm1(a, b, trans_a, trans_b, alpha, beta, out, bias, activation)
+
+    @staticmethod
+    def _gemm1(a, b, trans_a, trans_b, alpha, beta, out, bias, activation):
+        """gemm on one thread's part (arguments checked by ``gemm``)."""
         opa = a.T if trans_a else a
         opb = b.T if trans_b else b
         if out is None:
-            if beta != 0:
-                raise ConfigError("gemm: beta != 0 needs an 'out' array to accumulate into")
             out = np.matmul(opa, opb)
             if alpha != 1:
                 out *= alpha
+        elif beta == 0 and alpha == 1:
+            np.matmul(opa, opb, out=out)
+        elif (beta != 0 and (blas := _fast._level1_blas())
+              and not np.may_share_memory(out, a) and not np.may_share_memory(out, b)
+              and blas.gemm(a, b, out, trans_a, trans_b, alpha, beta)):
+            pass  # accumulated in one pass by BLAS (gradient accumulation, fused SGD)
         else:
-            C.check_shape("out", out, (m, n), "gemm")
-            if beta == 0 and alpha == 1:
-                np.matmul(opa, opb, out=out)
-            elif (beta != 0 and (blas := _fast._level1_blas())
-                  and not np.may_share_memory(out, a) and not np.may_share_memory(out, b)
-                  and blas.gemm(a, b, out, trans_a, trans_b, alpha, beta)):
-                pass  # accumulated in one pass by BLAS (gradient accumulation, fused SGD)
+            prod = np.matmul(opa, opb)
+            if beta == 0:
+                np.multiply(prod, alpha, out=out)
             else:
-                prod = np.matmul(opa, opb)
-                if beta == 0:
-                    np.multiply(prod, alpha, out=out)
-                else:
-                    out *= beta
-                    out += prod if alpha == 1 else alpha * prod
+                out *= beta
+                out += prod if alpha == 1 else alpha * prod
         if bias is not None:
             out += bias
         return _act(out, activation)
@@ -296,25 +335,67 @@ class NumpyBackend(Backend):
         oh, ow = C.conv_dims(x.shape, w.shape, stride, padding, "conv2d_forward")
         C.check_activation(activation, "conv2d_forward")
         C.check_same_dtype("conv2d_forward", x=x, w=w, bias=bias)
-        y = _fast.conv_forward(x, w, bias, tuple(stride), tuple(padding), oh, ow, self._cols)
-        return _act(y, activation)
+        stride, padding = tuple(stride), tuple(padding)
+        parts = self._conv_parts(x.shape[0], w.shape, oh, ow)
+        if parts == 1:
+            y = _fast.conv_forward(x, w, bias, stride, padding, oh, ow, self._cols)
+            return _act(y, activation)
+        y = np.empty((x.shape[0], w.shape[0], oh, ow), dtype=x.dtype)
+
+        def part(i: int) -> None:
+            lo, hi = _threads.bounds(i, parts, x.shape[0])
+            y[lo:hi] = _fast.conv_forward(x[lo:hi], w, bias, stride, padding, oh, ow,
+                                          self._cols)
+            _act(y[lo:hi], activation)
+
+        _threads.POOL.run(part, parts)
+        return y
 
     def conv2d_backward_data(self, dy, w, x_shape, *, stride=(1, 1), padding=(0, 0, 0, 0)):
         """dx (B, C, H, W) from dy (B, F, OH, OW) and w (F, C, KH, KW)."""
         oh, ow = C.conv_dims(x_shape, w.shape, stride, padding, "conv2d_backward_data")
         C.check_shape("dy", dy, (x_shape[0], w.shape[0], oh, ow), "conv2d_backward_data")
-        return _fast.conv_backward_data(dy, w, tuple(x_shape), tuple(stride), tuple(padding))
+        stride, padding = tuple(stride), tuple(padding)
+        parts = self._conv_parts(x_shape[0], w.shape, oh, ow)
+        if parts == 1:
+            return _fast.conv_backward_data(dy, w, tuple(x_shape), stride, padding)
+        dx = np.empty(tuple(x_shape), dtype=dy.dtype)
+
+        def part(i: int) -> None:
+            lo, hi = _threads.bounds(i, parts, x_shape[0])
+            dx[lo:hi] = _fast.conv_backward_data(dy[lo:hi], w, (hi - lo,) + tuple(x_shape[1:]),
+                                                 stride, padding)
+
+        _threads.POOL.run(part, parts)
+        return dx
 
     def conv2d_backward_filter(self, dy, x, w_shape, *, stride=(1, 1), padding=(0, 0, 0, 0),
                                out=None, beta: float = 0.0):
         """dw (F, C, KH, KW) from dy (B, F, OH, OW) and x; out = dw + beta * out."""
         oh, ow = C.conv_dims(x.shape, w_shape, stride, padding, "conv2d_backward_filter")
         C.check_shape("dy", dy, (x.shape[0], w_shape[0], oh, ow), "conv2d_backward_filter")
-        dw = _fast.conv_backward_filter(dy, x, tuple(w_shape), tuple(stride), tuple(padding),
-                                         self._cols)
+        stride, padding = tuple(stride), tuple(padding)
+        parts = self._conv_parts(x.shape[0], w_shape, oh, ow)
+        if parts == 1:
+            dw = _fast.conv_backward_filter(dy, x, tuple(w_shape), stride, padding, self._cols)
+        else:
+            dws = [None] * parts
+
+            def part(i: int) -> None:
+                lo, hi = _threads.bounds(i, parts, x.shape[0])
+                dws[i] = _fast.conv_backward_filter(dy[lo:hi], x[lo:hi], tuple(w_shape),
+                                                    stride, padding, self._cols)
+
+            _threads.POOL.run(part, parts)
+            dw = _sum_parts(dws)
         if out is None:
             return dw
         return _accumulate(out, dw, beta)
+
+    def _conv_parts(self, b: int, w_shape, oh: int, ow: int) -> int:
+        """Batch slices a conv op is split into over the cores (1: whole batch here)."""
+        f, c, kh, kw = w_shape
+        return _threads.POOL.parts(b * f * c * kh * kw * oh * ow, b, grain=4)
 
     def conv2d_maxpool_forward(self, x, w, bias=None, *, stride=(1, 1),
                                padding=(0, 0, 0, 0), activation="relu", pool=(2, 2)):
@@ -334,8 +415,24 @@ class NumpyBackend(Backend):
         if len(pool) != 2 or min(pool) < 1 or pool[0] > oh or pool[1] > ow:
             raise ShapeError(f"conv2d_maxpool_forward: pool must be a pair of positive ints "
                              f"no larger than the conv output ({oh}, {ow}); received {pool}")
-        return _fused.conv_maxpool_forward(x, w, bias, tuple(stride), tuple(padding), oh, ow,
-                                           pool, activation, self._cols)
+        stride, padding = tuple(stride), tuple(padding)
+        parts = self._conv_parts(x.shape[0], w.shape, oh, ow)
+        if parts == 1:
+            return _fused.conv_maxpool_forward(x, w, bias, stride, padding, oh, ow, pool,
+                                               activation, self._cols)
+        done = [None] * parts
+
+        def part(i: int) -> None:
+            lo, hi = _threads.bounds(i, parts, x.shape[0])
+            done[i] = (lo, hi, _fused.conv_maxpool_forward(x[lo:hi], w, bias, stride, padding,
+                                                           oh, ow, pool, activation,
+                                                           self._cols)[1])
+
+        _threads.POOL.run(part, parts)
+        y = np.concatenate([st.y for _, _, st in done])
+        # each part's state sees its rows of the returned y (as the one-part state sees y)
+        return y, _fused.SplitState(tuple((lo, hi, st._replace(y=y[lo:hi]))
+                                          for lo, hi, st in done), y)
 
     def conv2d_maxpool_backward(self, dy, state, x, w, *, stride=(1, 1),
                                 padding=(0, 0, 0, 0), dw_out, db_out=None, beta: float = 0.0,
@@ -346,8 +443,25 @@ class NumpyBackend(Backend):
             raise ShapeError(f"conv2d_maxpool_backward: dy {tuple(dy.shape)} does not match "
                              f"the forward output {tuple(state.y.shape)}")
         C.check_shape("dw_out", dw_out, tuple(w.shape), "conv2d_maxpool_backward")
-        dx, dw, db = _fused.conv_maxpool_backward(dy, state, x, w, tuple(stride),
-                                                  tuple(padding), self._cols, need_dx)
+        stride, padding = tuple(stride), tuple(padding)
+        if isinstance(state, _fused.SplitState):
+            dx = np.empty(x.shape, dtype=dy.dtype) if need_dx else None
+            grads = [None] * len(state.parts)
+
+            def part(i: int) -> None:
+                lo, hi, st = state.parts[i]
+                dxi, dwi, dbi = _fused.conv_maxpool_backward(dy[lo:hi], st, x[lo:hi], w,
+                                                             stride, padding, self._cols,
+                                                             need_dx)
+                if need_dx:
+                    dx[lo:hi] = dxi
+                grads[i] = (dwi, dbi)
+
+            _threads.POOL.run(part, len(state.parts))
+            dw, db = _sum_parts([g[0] for g in grads]), _sum_parts([g[1] for g in grads])
+        else:
+            dx, dw, db = _fused.conv_maxpool_backward(dy, state, x, w, stride, padding,
+                                                      self._cols, need_dx)
         for out, v in ((dw_out, dw), (db_out, db)):
             if out is not None:
                 _accumulate(out, v, beta)
@@ -462,7 +576,18 @@ class NumpyBackend(Backend):
                 and param.flags.c_contiguous and grad.flags.c_contiguous
                 and velocity.flags.c_contiguous and grad.dtype == param.dtype == velocity.dtype
                 and velocity.shape == param.shape == grad.shape):
-            # BLAS level 1 at any size: three calls cost less than numpy's four ufuncs
+            # BLAS level 1 at any size: three calls cost less than numpy's four ufuncs;
+            # large weights in one contiguous slice per core
+            parts = _threads.POOL.parts(param.size, param.size, 1 << 12, min_work=1 << 16)
+            if parts > 1 and _fast._level1_blas():
+                p, g, v = param.reshape(-1), grad.reshape(-1), velocity.reshape(-1)
+
+                def part(i: int) -> None:
+                    lo, hi = _threads.bounds(i, parts, p.size, 64)
+                    _fast.sgd_momentum_blas(p[lo:hi], g[lo:hi], v[lo:hi], lr, momentum)
+
+                _threads.POOL.run(part, parts)
+                return
             if _fast.sgd_momentum_blas(param, grad, velocity, lr, momentum):
                 return
             if param.size >= 2 * _fast.SGD_CHUNK:
