@@ -115,6 +115,32 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
   for (int r = 0; r < MR; ++r) arow[r] = A + a_off + min(row0 + r, M - 1) * sam + k0 * sak;
   long ka = 0;
   int k = k0;
+  if (sam == 1 && row0 + MR <= M) {
+    // columns of A (trans_a): the block's MR values of one k are adjacent, as in a
+    // packed panel: one pointer, constant displacements
+    __global const float *a = arow[0];
+    for (; k + KU <= k1; k += KU) {
+#pragma unroll
+      for (int u = 0; u < KU; ++u) {
+        RANK1(a[r]);
+        a += sak;
+      }
+    }
+    for (; k < k1; ++k) {
+      RANK1(a[r]);
+      a += sak;
+    }
+  } else if (sak == 1) {
+    // rows of A: one index into MR row pointers, constant displacements (a general
+    // stride needs a pointer per row and k step, which spill)
+    int kk = 0;
+    for (; k + KU <= k1; k += KU) {
+#pragma unroll
+      for (int u = 0; u < KU; ++u) RANK1(arow[r][kk + u]);
+      kk += KU;
+    }
+    ka = kk;
+  }
   for (; k + KU <= k1; k += KU) {
 #pragma unroll
     for (int u = 0; u < KU; ++u) {
