@@ -82,6 +82,14 @@ class Blas:
         f = self._f["s" if y.dtype == np.float32 else "d", "axpy"]
         f(y.size, a, _address(x), 1, _address(y), 1)
 
+    def axpby(self, a: float, x: np.ndarray, b: float, y: np.ndarray) -> bool:
+        """y = a*x + b*y in one pass; False (nothing done) when the library lacks it."""
+        f = self._f.get(("s" if y.dtype == np.float32 else "d", "axpby"))
+        if f is None:
+            return False
+        f(y.size, a, _address(x), 1, b, _address(y), 1)
+        return True
+
     def scal(self, a: float, x: np.ndarray) -> None:
         self._f["s" if x.dtype == np.float32 else "d", "scal"](x.size, a, _address(x), 1)
 
@@ -121,7 +129,13 @@ def _bind(path: str) -> Blas | None:
             sc.argtypes = [int_t, real, ctypes.c_void_p, int_t]
             ax.restype = sc.restype = None
             funcs[t, "axpy"], funcs[t, "scal"] = ax, sc
-        if len(funcs) == 4:
+            axb = getattr(lib, f"{prefix}{t}axpby{suffix}", None)  # an OpenBLAS extension
+            if axb is not None:
+                axb.argtypes = [int_t, real, ctypes.c_void_p, int_t, real, ctypes.c_void_p,
+                                int_t]
+                axb.restype = None
+                funcs[t, "axpby"] = axb
+        if all((t, op) in funcs for t in "sd" for op in ("axpy", "scal")):
             for t, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
                 g = getattr(lib, f"{prefix}{t}gemm{suffix}", None)
                 if g is not None:
@@ -166,6 +180,11 @@ def _works(blas: Blas) -> bool:
     z = np.ones(5, dtype=np.float64)
     blas.axpy(-1.0, x.astype(np.float64), z)
     ok = np.array_equal(y, (1 + 2 * x) * 0.5) and np.array_equal(z, 1 - x)
+    if ok and ("s", "axpby") in blas._f:
+        w = np.ones(5, dtype=np.float32)
+        if not (blas.axpby(2.0, x, 0.5, w) and np.array_equal(w, 2 * x + np.float32(0.5))):
+            blas._f.pop(("s", "axpby"), None)  # the rest stays usable
+            blas._f.pop(("d", "axpby"), None)
     if ok and ("s", "gemm") in blas._f:
         a = np.arange(6, dtype=np.float32).reshape(2, 3)
         c = np.ones((3, 3), dtype=np.float32)

@@ -441,16 +441,17 @@ def _level1_blas():
 
 
 def sgd_momentum_blas(param, grad, velocity, lr: float, momentum: float) -> bool:
-    """v = m*v + g; p -= lr * v as three in-place BLAS level-1 passes (scal, axpy, axpy)
-    instead of four numpy passes and a temporary. False (nothing done) when numpy's BLAS
-    has no level 1 we can call; the caller then uses the numpy path. v is bitwise the
-    numpy result; p may differ in the last bit (axpy may fuse the multiply-add, as
+    """v = m*v + g; p -= lr * v as in-place BLAS level-1 passes (axpby and axpy, or scal,
+    axpy and axpy) instead of four numpy passes and a temporary. False (nothing done)
+    when numpy's BLAS has no level 1 we can call; the caller then uses the numpy path. v
+    is bitwise the numpy result; p may differ in the last bit (axpy may fuse the multiply-add, as
     PyTorch's vectorised update does)."""
     blas = _level1_blas()
     if not blas or param.dtype not in (np.float32, np.float64):
         return False
     p, g, v = param.reshape(-1), grad.reshape(-1), velocity.reshape(-1)
-    blas.scal(momentum, v)
-    blas.axpy(1.0, g, v)
+    if not blas.axpby(1.0, g, momentum, v):
+        blas.scal(momentum, v)
+        blas.axpy(1.0, g, v)
     blas.axpy(-lr, v, p)
     return True
