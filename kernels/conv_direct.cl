@@ -98,13 +98,16 @@ __kernel void conv2d_forward_direct(__global const float *restrict xp,
 
 // dw[f, c, i, :] = sum over b, oh, ow of dy[b, f, oh, ow] * x[b, c, oh*SH + i, ow + j] for
 // f in f0..f0+FB-1 (each x load feeds FB filters), then dw = sum + beta * dw. xp: zero-padded
-// x (B, C, Hp, Wp); dyp: dy with rows zero-padded to OWp = ceil(OW/8)*8 columns
-// (B, F, OH, OWp); global (KH, C, F/FB)
+// x (B, C, Hp, Wp); dyp: dy inside a zero-padded buffer, element (b, f, oh, ow) at
+// DYO + (b*F + f)*DYP + oh*DYR + ow, every row zero from OW up to OWp = ceil(OW/8)*8 (the
+// fused conv+pool backward writes dy straight into the padded layout the data gradient
+// reads, so one buffer serves both); global (KH, C, F/FB)
 __kernel void conv2d_backward_filter_direct(__global const float *restrict dyp,
                                             __global const float *restrict xp,
                                             __global float *restrict dw, const int B,
                                             const int Hp, const int Wp, const int OH,
-                                            const int OWp, const int SH, const float beta) {
+                                            const int OWp, const int SH, const float beta,
+                                            const int DYO, const int DYR, const int DYP) {
   const int i = get_global_id(0);
   const int c = get_global_id(1);
   const int f0 = get_global_id(2) * FB;
@@ -114,11 +117,11 @@ __kernel void conv2d_backward_filter_direct(__global const float *restrict dyp,
   for (int q = 0; q < FB; ++q)
 #pragma unroll
     for (int j = 0; j < KW; ++j) acc[q][j] = (float8)(0.0f);
-  const size_t plane = (size_t)OH * OWp;
+  const size_t plane = (size_t)DYP;
   for (int b = 0; b < B; ++b) {
-    __global const float *dyr = dyp + ((size_t)b * F + f0) * plane;
+    __global const float *dyr = dyp + DYO + ((size_t)b * F + f0) * plane;
     __global const float *xr = xp + (((size_t)b * C + c) * Hp + i) * Wp;
-    for (int oh = 0; oh < OH; ++oh, dyr += OWp, xr += SH * Wp) {
+    for (int oh = 0; oh < OH; ++oh, dyr += DYR, xr += SH * Wp) {
       for (int ow0 = 0; ow0 < OWp; ow0 += 8) {
         float8 dv[FB];
 #pragma unroll

@@ -22,6 +22,7 @@ typedef float8 __attribute__((aligned(4))) float8u;
 typedef float4 __attribute__((aligned(4))) float4u;
 typedef uchar4 __attribute__((aligned(1))) uchar4u;
 #define LOAD8(p) (*(const __global float8u *)(p))
+#define STORE8(p, v) (*(__global float8u *)(p) = (v))
 
 typedef union {
   float8 v;
@@ -144,38 +145,75 @@ __kernel void conv2d_maxpool_forward(__global const float *restrict xp,
 }
 #endif
 
+// d[0..n) = 0, 8 floats per store
+inline void zero_span(__global float *d, const int n) {
+  int e = 0;
+  for (; e + 8 <= n; e += 8) STORE8(d + e, (float8)(0.0f));
+  for (; e < n; ++e) d[e] = 0.0f;
+}
+
 // dz[b, f, p*PH + r, q*PW + d] = (r*PW + d == code) ? g : 0 with g = dy (relu: 0 where the
-// pooled output y is not positive), and gsum[b, f, p] = sum over q of g (the bias gradient's
-// partial sums). One work-item per pooled row (contiguous stores along the conv rows);
-// nrows = B*F*OH2; dz: (B*F, OH, OW) with OH >= OH2*PH, OW >= OW2*PW (the host zeroes any
-// ragged edge)
+// pooled output y is not positive), written into a zero-padded buffer: plane (b, f) of
+// dzp is HZ x WZ with the conv map at row ZT, column ZL and zeros everywhere else (ragged
+// last rows and columns too), the layout the direct data and filter gradients read, so
+// they need no padding pass. gsum[b, f] = sum of g over the plane (the bias gradient's
+// partial sums). One work-item per plane, rows written front to back; nplanes = B*F
 __kernel void conv2d_maxpool_scatter(__global const float *restrict dy,
                                      __global const float *restrict y,
                                      __global const uchar *restrict code,
-                                     __global float *restrict dz,
-                                     __global float *restrict gsum, const int nrows,
-                                     const int OH2, const int OW2, const int OH,
-                                     const int OW) {
-  const int row = get_global_id(0);
-  if (row >= nrows) return;
-  const int plane = row / OH2;
-  const int p = row - plane * OH2;
-  __global const float *dyr = dy + (size_t)row * OW2;
-  __global const float *yr = y + (size_t)row * OW2;
-  __global const uchar *cr = code + (size_t)row * OW2;
-  __global float *dst = dz + ((size_t)plane * OH + p * PH) * OW;
+                                     __global float *restrict dzp,
+                                     __global float *restrict gsum, const int nplanes,
+                                     const int OH2, const int OW2, const int HZ, const int WZ,
+                                     const int ZT, const int ZL) {
+  const int plane = get_global_id(0);
+  if (plane >= nplanes) return;
+  __global const float *dyp = dy + (size_t)plane * OH2 * OW2;
+  __global const float *yp = y + (size_t)plane * OH2 * OW2;
+  __global const uchar *cp = code + (size_t)plane * OH2 * OW2;
+  __global float *dst = dzp + (size_t)plane * HZ * WZ;
+  const int right = ZL + OW2 * PW;  // first column after the last window
+  zero_span(dst, ZT * WZ);
   float s = 0.0f;
-  for (int q = 0; q < OW2; ++q) {
-    float g = dyr[q];
+  for (int p = 0; p < OH2; ++p) {
+    __global float *rows = dst + (size_t)(ZT + p * PH) * WZ;
+#pragma unroll
+    for (int r = 0; r < PH; ++r) {
+      zero_span(rows + r * WZ, ZL);
+      zero_span(rows + r * WZ + right, WZ - right);
+    }
+    int q = 0;
+#if PW == 2
+    // 4 windows at a time: two masked float4 of g interleaved into one float8 per row
+    for (; q + 4 <= OW2; q += 4) {
+      float4 g = *(const __global float4u *)(dyp + p * OW2 + q);
 #if ACT == 1
-    g = yr[q] > 0.0f ? g : 0.0f;
+      g = as_float4(as_int4(g) & (*(const __global float4u *)(yp + p * OW2 + q) > 0.0f));
 #endif
-    s += g;
-    const int at = cr[q];
+      s += (g.x + g.y) + (g.z + g.w);
+      const int4 at = convert_int4(*(const __global uchar4u *)(cp + p * OW2 + q));
 #pragma unroll
-    for (int r = 0; r < PH; ++r)
+      for (int r = 0; r < PH; ++r) {
+        const float4 v0 = as_float4(as_int4(g) & (at == (int4)(2 * r)));
+        const float4 v1 = as_float4(as_int4(g) & (at == (int4)(2 * r + 1)));
+        STORE8(rows + r * WZ + ZL + 2 * q,
+               (float8)(v0.s0, v1.s0, v0.s1, v1.s1, v0.s2, v1.s2, v0.s3, v1.s3));
+      }
+    }
+#endif
+    for (; q < OW2; ++q) {
+      float g = dyp[p * OW2 + q];
+#if ACT == 1
+      g = yp[p * OW2 + q] > 0.0f ? g : 0.0f;
+#endif
+      s += g;
+      const int at = cp[p * OW2 + q];
 #pragma unroll
-      for (int d = 0; d < PW; ++d) dst[r * OW + q * PW + d] = (r * PW + d == at) ? g : 0.0f;
+      for (int r = 0; r < PH; ++r)
+#pragma unroll
+        for (int d = 0; d < PW; ++d)
+          rows[r * WZ + ZL + q * PW + d] = (r * PW + d == at) ? g : 0.0f;
+    }
   }
-  gsum[row] = s;
+  zero_span(dst + (ZT + OH2 * PH) * WZ, (HZ - ZT - OH2 * PH) * WZ);
+  gsum[plane] = s;
 }

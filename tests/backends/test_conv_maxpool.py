@@ -21,6 +21,8 @@ CASES = [
     (2, 3, 13, 13, 5, 3, 2, "same", (3, 3)),  # strided conv, 3x3 windows
     (4, 1, 16, 12, 3, 5, 1, "valid", (2, 3)),  # non-square windows
     (1, 4, 10, 10, 33, 3, 1, "same", (1, 1)),  # 1x1 windows: plain conv + activation
+    (2, 1, 7, 6, 260, 3, 1, "valid", (2, 2)),  # F*KH*KW > 2304: im2col data gradient
+    (3, 3, 9, 12, 5, 5, 1, "same", (3, 2)),  # padded data-gradient planes, ragged rows
 ]
 
 

@@ -62,8 +62,9 @@ class ConvMixin:
 
     # ---- shared pieces --------------------------------------------------------------------
     def _pad(self, src, n, h, w, hp, wp, pt, pl, slot):
-        """src viewed (n, h, w) zero-padded into scratch (n, hp, wp) at offset (pt, pl)."""
-        dst = self._scratch(slot, (n, hp, wp))
+        """src viewed (n, h, w) zero-padded into scratch ``slot`` (or a pool array if None)
+        (n, hp, wp) at offset (pt, pl)."""
+        dst = self.empty((n, hp, wp)) if slot is None else self._scratch(slot, (n, hp, wp))
         self._launch1("conv.cl", "conv2d_pad", n * hp,
                       (src, dst, *map(i32, (n, h, w, hp, wp, pt, pl))))
         return dst
@@ -79,15 +80,48 @@ class ConvMixin:
                      (xp, w, w if bias is None else bias, y, *map(i32, (hp, wp, oh, ow, sh))),
                      opts)
 
-    def _pad_x(self, x, b, c, h, w, padding, oh, ow, sh, kh, kw):
+    def _pad_x(self, x, b, c, h, w, padding, oh, ow, sh, kh, kw, keep=False):
         """x zero-padded for the direct kernels: every 8-wide load stays inside a row and
-        every row a work-item reads exists."""
+        every row a work-item reads exists. ``keep``: a pool array (a backward reuses it)
+        instead of scratch."""
         pt, pb, pl, pr = padding
         hp = max(h + pt + pb, _rows_needed(oh, sh, kh))
         wp = max(w + pl + pr, _ceil(ow, 8) * 8 + kw - 1)
         if (hp, wp) == (h, w):
             return x, hp, wp
-        return self._pad(x, b * c, h, w, hp, wp, pt, pl, "conv_xp"), hp, wp
+        return self._pad(x, b * c, h, w, hp, wp, pt, pl, None if keep else "conv_xp"), hp, wp
+
+    @staticmethod
+    def _data_layout(h, w, oh, ow, kh, kw, padding):
+        """(Hd, Wd, top, left): the zero-padded dy planes the direct data gradient reads
+        (dy at row top, column left; a full correlation needs KH-1-pad rows above)."""
+        pt, pl = kh - 1 - padding[0], kw - 1 - padding[2]
+        hd = max(oh + pt + kh - 1 - padding[1], _rows_needed(h, 1, kh))
+        wd = max(ow + pl + kw - 1 - padding[3], _ceil(w, 8) * 8 + kw - 1)
+        return hd, wd, pt, pl
+
+    def _backward_data_direct(self, dyp, hd, wd, w, dx):
+        """dx (B, C, H, W) = full correlation of the padded dy planes dyp (B*F, hd, wd)
+        with the flipped, transposed kernel w (F, C, KH, KW)."""
+        f, c, kh, kw = (int(s) for s in w.shape)
+        wf = self._scratch("conv_wflip", (c, f, kh, kw))
+        self._launch1("conv.cl", "conv2d_flip_weights", f * c * kh * kw,
+                      (w, wf, i32(f), i32(c), i32(kh), i32(kw)))
+        self._direct(dyp, wf, None, dx, f, c, kh, kw, hd, wd, dx.shape[2], dx.shape[3], 1, 0)
+
+    def _backward_filter_direct(self, dyp, dy_layout, xp, hp, wp, dw, bohw, sh, beta):
+        """dw (F, C, KH, KW) = correlation of xp (B, C, hp, wp) with dy (B, F, OH, OW),
+        accumulated with beta; bohw = (B, OH, OW). dy_layout = (offset, row stride, plane
+        stride) of dy inside dyp, every row zero up to ceil(OW/8)*8 columns."""
+        f, c, kh, kw = (int(s) for s in dw.shape)
+        b, oh, ow = bohw
+        # filters per work-item: x loads shared by fb filters, <= 20 float8 accumulators
+        fb = max(d for d in range(1, 5) if f % d == 0 and d * kw <= 20) if kw <= 20 else 1
+        self._launch("conv_direct.cl", "conv2d_backward_filter_direct", (kh, c, f // fb),
+                     (1, 1, 1),
+                     (dyp, xp, dw, *map(i32, (b, hp, wp, oh, _ceil(ow, 8) * 8, sh)), f32(beta),
+                      *map(i32, dy_layout)),
+                     (f"-DC={c}", f"-DF={f}", f"-DKH={kh}", f"-DKW={kw}", f"-DFB={fb}"))
 
     def _im2col(self, x, b, c, h, w, kh, kw, sh, sw, pt, pl, oh, ow):
         cols = self._scratch("conv_cols", (b * oh * ow, c * kh * kw))
@@ -140,15 +174,9 @@ class ConvMixin:
         b, c, h, wd, f, kh, kw, st, pad = self._prep(x_shape, w.shape, stride, padding)
         dx = self.empty((b, c, h, wd))
         if self._conv_algo(c, f, kh, kw, st, pad, "data") == "direct":
-            # dx = full correlation of dy with the flipped, transposed kernel
-            wf = self._scratch("conv_wflip", (c, f, kh, kw))
-            self._launch1("conv.cl", "conv2d_flip_weights", f * c * kh * kw,
-                          (w, wf, i32(f), i32(c), i32(kh), i32(kw)))
-            pt, pl = kh - 1 - pad[0], kw - 1 - pad[2]
-            hd = max(oh + pt + kh - 1 - pad[1], _rows_needed(h, 1, kh))
-            wdd = max(ow + pl + kw - 1 - pad[3], _ceil(wd, 8) * 8 + kw - 1)
+            hd, wdd, pt, pl = self._data_layout(h, wd, oh, ow, kh, kw, pad)
             dyp = self._pad(dy, b * f, oh, ow, hd, wdd, pt, pl, "conv_dyp")
-            self._direct(dyp, wf, None, dx, f, c, kh, kw, hd, wdd, h, wd, 1, 0)
+            self._backward_data_direct(dyp, hd, wdd, w, dx)
             return dx
         dyt = self._scratch("conv_t", (b * oh * ow, f))
         self._launch1("conv.cl", "conv2d_transpose021", b * oh * ow,
@@ -175,12 +203,8 @@ class ConvMixin:
             xp, hp, wp = self._pad_x(x, b, c, h, wd, pad, oh, ow, st[0], kh, kw)
             owp = _ceil(ow, 8) * 8
             dyp = dy if owp == ow else self._pad(dy, b * f, oh, ow, oh, owp, 0, 0, "conv_dyp")
-            # filters per work-item: x loads shared by fb filters, <= 20 float8 accumulators
-            fb = max(d for d in range(1, 5) if f % d == 0 and d * kw <= 20) if kw <= 20 else 1
-            self._launch("conv_direct.cl", "conv2d_backward_filter_direct", (kh, c, f // fb),
-                         (1, 1, 1),
-                         (dyp, xp, dw, *map(i32, (b, hp, wp, oh, owp, st[0])), f32(beta)),
-                         (f"-DC={c}", f"-DF={f}", f"-DKH={kh}", f"-DKW={kw}", f"-DFB={fb}"))
+            self._backward_filter_direct(dyp, (0, owp, oh * owp), xp, hp, wp, dw, (b, oh, ow),
+                                         st[0], beta)
             return dw
         cols = self._im2col(x, b, c, h, wd, kh, kw, *st, pad[0], pad[2], oh, ow)
         dyf = self._scratch("conv_t", (f, b * oh * ow))

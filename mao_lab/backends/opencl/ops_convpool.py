@@ -29,6 +29,7 @@ class CLPooledConvState(NamedTuple):
     pool: tuple
     activation: str
     fused: bool
+    xp: Any = None  # fused: (x, x zero-padded, Hp, Wp), for the filter gradient
 
 
 class ConvPoolMixin:
@@ -61,7 +62,8 @@ class ConvPoolMixin:
             z = self.conv2d_forward(x, w, bias, stride=st, padding=pad, activation=activation)
             y, idx = self.maxpool2d_forward(z, pool)
             return y, CLPooledConvState(tuple(z.shape), y, idx, z, pool, activation, False)
-        xp, hp, wp = self._pad_x(x, b, c, h, wd, pad, oh, ow, 1, kh, kw)
+        x_in = x
+        xp, hp, wp = self._pad_x(x, b, c, h, wd, pad, oh, ow, 1, kh, kw, keep=True)
         y = self.empty((b, f, oh2, ow2))
         code = self.empty((b, f, oh2, ow2), dtype=np.uint8)
         fb = _fb(f)
@@ -71,7 +73,8 @@ class ConvPoolMixin:
         self._launch("conv_pool.cl", "conv2d_maxpool_forward", (oh2, b * (f // fb)), (1, 1),
                      (xp, w, w if bias is None else bias, y, code,
                       *map(i32, (hp, wp, oh2, ow2))), opts)
-        return y, CLPooledConvState((b, f, oh, ow), y, code, None, pool, activation, True)
+        return y, CLPooledConvState((b, f, oh, ow), y, code, None, pool, activation, True,
+                                    (x_in, xp, hp, wp))
 
     def conv2d_maxpool_backward(self, dy, state, x, w, *, stride=(1, 1),
                                 padding=(0, 0, 0, 0), dw_out, db_out=None, beta: float = 0.0,
@@ -85,25 +88,11 @@ class ConvPoolMixin:
         C.check_shape("dw_out", dw_out, tuple(w.shape), op)
         dy = self._dev(dy, "dy", op)
         if state.fused:
-            b, f, oh, ow = state.z_shape
-            oh2, ow2 = state.y.shape[2:]
-            ph, pw = state.pool
-            dz = self.empty(state.z_shape)
-            if (oh, ow) != (oh2 * ph, ow2 * pw):
-                self.fill(dz, 0.0)  # ragged last rows/columns belong to no window
-            rows = b * f * oh2
-            gsum = self._scratch("convpool_gsum", (b, f, oh2))
-            self._launch1("conv_pool.cl", "conv2d_maxpool_scatter", rows,
-                          (dy, state.y, state.index, dz, gsum,
-                           *map(i32, (rows, oh2, ow2, oh, ow))),
-                          (f"-DPH={ph}", f"-DPW={pw}", f"-DACT={_ACT[state.activation]}"))
-            if db_out is not None:  # from the pooled rows' sums: (PH*PW*OW2)x less to read
-                self.reduce_sum(gsum, (0, 2), out=db_out, beta=beta)
-                db_out = None
-        else:
-            dz = self.maxpool2d_backward(dy, state.index, state.z_shape)
-            if state.activation != "linear":
-                dz = self.activation_backward(dz, state.z, state.activation)
+            return self._convpool_backward_fused(dy, state, x, w, padding, dw_out, db_out,
+                                                 beta, need_dx)
+        dz = self.maxpool2d_backward(dy, state.index, state.z_shape)
+        if state.activation != "linear":
+            dz = self.activation_backward(dz, state.z, state.activation)
         self.conv2d_backward_filter(dz, x, tuple(w.shape), stride=stride, padding=padding,
                                     out=dw_out, beta=beta)
         if db_out is not None:
@@ -112,3 +101,52 @@ class ConvPoolMixin:
             return None
         return self.conv2d_backward_data(dz, w, tuple(x.shape), stride=stride,
                                          padding=padding)
+
+    def _convpool_backward_fused(self, dy, state, x, w, padding, dw_out, db_out, beta,
+                                 need_dx):
+        """One scatter writes dz straight into the zero-padded planes the direct data
+        gradient reads (or, without dx, rows padded to 8 columns for the filter gradient),
+        so neither gradient needs a padding pass; x comes padded from the forward."""
+        op = "conv2d_maxpool_backward"
+        b, f, oh, ow = state.z_shape
+        oh2, ow2 = state.y.shape[2:]
+        ph, pw = state.pool
+        x, w = self._dev(x, "x", op), self._dev(w, "w", op)
+        dw_out = self._out(dw_out, tuple(w.shape), "dw_out", op)
+        c, h, wd = (int(s) for s in x.shape[1:])
+        kh, kw = (int(s) for s in w.shape[2:])
+        pad = tuple(int(p) for p in padding)
+        owp = -(-ow // 8) * 8
+        data_algo = self._conv_algo(c, f, kh, kw, (1, 1), pad, "data") if need_dx else None
+        if data_algo == "direct":
+            hz, wz, zt, zl = self._data_layout(h, wd, oh, ow, kh, kw, pad)
+            wz = max(wz, zl + owp)  # the filter gradient reads owp columns from zl
+        elif data_algo is None:
+            hz, wz, zt, zl = oh, owp, 0, 0
+        else:  # the im2col data gradient reads dense (B, F, OH, OW)
+            hz, wz, zt, zl = oh, ow, 0, 0
+        dzp = self._scratch("convpool_dz", (b * f, hz, wz))
+        gsum = self._scratch("convpool_gsum", (b, f))
+        # one-item work-groups: a plane is a loop nest, not a lane of PoCL's vectorizer
+        self._launch("conv_pool.cl", "conv2d_maxpool_scatter", (b * f,), (1,),
+                     (dy, state.y, state.index, dzp, gsum,
+                      *map(i32, (b * f, oh2, ow2, hz, wz, zt, zl))),
+                     (f"-DPH={ph}", f"-DPW={pw}", f"-DACT={_ACT[state.activation]}"))
+        if db_out is not None:  # from the planes' sums: OH*OW x less to read
+            self.reduce_sum(gsum, (0,), out=db_out, beta=beta)
+        if data_algo not in (None, "direct"):
+            dz = self._array((b, f, oh, ow), data=dzp.base_data)
+            self.conv2d_backward_filter(dz, x, tuple(w.shape), padding=pad, out=dw_out,
+                                        beta=beta)
+            return self.conv2d_backward_data(dz, w, tuple(x.shape), padding=pad)
+        x_fwd, xp, hp, wp = state.xp
+        if not (x is x_fwd or (x.base_data is x_fwd.base_data and x.offset == x_fwd.offset
+                               and x.shape == x_fwd.shape)):
+            xp, hp, wp = self._pad_x(x, b, c, h, wd, pad, oh, ow, 1, kh, kw)
+        self._backward_filter_direct(dzp, (zt * wz + zl, wz, hz * wz), xp, hp, wp, dw_out,
+                                     (b, oh, ow), 1, beta)
+        if data_algo is None:
+            return None
+        dx = self.empty((b, c, h, wd))
+        self._backward_data_direct(dzp, hz, wz, w, dx)
+        return dx
