@@ -427,6 +427,27 @@ class TrainingMixin:
         self._update()
 
 
+    def _apply_flat_gradients(self, flat: np.ndarray, scale: float) -> None:
+        """One optimizer step with ``scale`` times the gradients packed one after another in
+        the float32 vector ``flat`` (``trainable_weight_names()`` order; extra entries
+        after them are ignored). The MPI step's path: one pass from the reduced buffer into
+        the gradient arrays, no per-array host copies."""
+        sizes = [int(np.prod(la.params[n].shape)) for _, la, n in self._keys]
+        if flat.ndim != 1 or flat.size < sum(sizes):
+            raise ShapeError(f"_apply_flat_gradients: need a vector of at least {sum(sizes)} "
+                             f"gradient entries; received shape {tuple(flat.shape)}")
+        be, i, s32 = self.backend, 0, np.float32(scale)
+        for (_, la, n), size in zip(self._keys, sizes):
+            part = flat[i:i + size].reshape(la.params[n].shape)
+            g = la.grads[n]
+            if be.kind == "numpy" and g.dtype == np.float32 and g.flags.c_contiguous:
+                np.multiply(part, s32, out=g)
+            else:
+                la.grads[n] = be.asarray(part * s32)
+            i += size
+        self._update()
+
+
 def _array_batches(xh, yh, labels, bs: int, steps: int, order):
     """(x, y, class ids) batches of in-memory arrays, in ``order`` (a permutation) or as stored."""
     n = len(xh)

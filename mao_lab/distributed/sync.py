@@ -41,12 +41,15 @@ def unflatten(buf: np.ndarray, like: Sequence[np.ndarray], scale: float = 1.0) -
 
 
 class MPIAllreduce:
-    """Engine side: weighted gradient averaging among MPI ranks with ``Allreduce``.
+    """Engine side: weighted gradient averaging among MPI ranks with one ``Allreduce`` a step.
 
-    The buffer holds ``n_i * g_i`` followed by ``[n_i, n_i * loss_i]``, so one collective
-    also sums the global batch size and loss. ``wait`` is time spent in a barrier (others
-    still computing), ``comm`` the allreduce itself. When this host runs more ranks than
-    it has cores for them (heterogeneous pinning), waiting ranks yield the CPU.
+    The buffer holds ``n_i * g_i``, then ``[n_i, n_i * loss_i]``, then one slot per rank in
+    which rank i puts how long it computed since the previous collective ended (the others
+    put 0), so the same collective also sums the global batch size and loss and tells every
+    rank when each other rank arrived. ``wait`` is the part of the collective spent until
+    the last rank arrived (others still computing), ``comm`` the rest. When this host runs
+    more ranks than it has cores for them (heterogeneous pinning), waiting ranks yield the
+    CPU.
     """
 
     def __init__(self) -> None:
@@ -56,16 +59,11 @@ class MPIAllreduce:
         self.comm = MPI.COMM_WORLD
         self._send: np.ndarray | None = None
         self._recv: np.ndarray | None = None
+        self._left: float | None = None  # when the previous collective returned here
         # More ranks on this host than cores it lets us use: waiting ranks must yield.
         local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
         self.oversubscribed = local.size > len(os.sched_getaffinity(0))
         local.Free()
-
-    def _wait_all(self) -> None:
-        if self.oversubscribed:
-            _finish(self.comm.Ibarrier())
-        else:
-            self.comm.Barrier()
 
     def _sum(self) -> None:
         if self.oversubscribed:
@@ -77,22 +75,41 @@ class MPIAllreduce:
     def rank(self) -> int:
         return self.comm.rank
 
+    def mark_start(self) -> None:
+        """A round starts now on every rank (times since then count as computing)."""
+        self._left = time.perf_counter()
+
+    def reduce(self, grads: Sequence[np.ndarray], n: int, loss: float
+               ) -> tuple[np.ndarray, int, float, float, float]:
+        """Sum ``n * grads`` over the ranks: (summed flat buffer, global batch, mean loss,
+        wait seconds, comm seconds). The buffer's first entries are ``sum_i n_i g_i`` in
+        ``grads`` order (valid until the next call)."""
+        size = self.comm.size
+        arrive = time.perf_counter()
+        computed = arrive - self._left if self._left is not None else 0.0
+        slots = [0.0] * size
+        slots[self.comm.rank] = computed
+        self._send = flatten(grads, float(n), [float(n), float(n) * float(loss)] + slots,
+                             self._send)
+        if self._recv is None or self._recv.size != self._send.size:
+            self._recv = np.empty_like(self._send)
+        self._sum()
+        self._left = time.perf_counter()
+        spent = self._left - arrive
+        wait = 0.0
+        if computed > 0.0:  # the last rank to arrive computed longest since the last sum
+            wait = min(max(float(self._recv[-size:].max()) - computed, 0.0), spent)
+        total = int(round(float(self._recv[-size - 2])))
+        return self._recv, total, float(self._recv[-size - 1]) / max(total, 1), wait, \
+            spent - wait
+
     def __call__(self, grads: Sequence[np.ndarray], n: int, loss: float
                  ) -> tuple[list[np.ndarray], int, float, float, float]:
         """Returns (averaged grads, global batch, mean loss, wait seconds, comm seconds)."""
-        self._send = flatten(grads, float(n), (float(n), float(n) * float(loss)), self._send)
-        if self._recv is None or self._recv.size != self._send.size:
-            self._recv = np.empty_like(self._send)
-        t0 = time.perf_counter()
-        self._wait_all()
-        t1 = time.perf_counter()
-        self._sum()
-        t2 = time.perf_counter()
-        total = int(round(float(self._recv[-2])))
+        buf, total, mean_loss, wait, comm = self.reduce(grads, n, loss)
         if total <= 0:
-            return [np.zeros_like(g) for g in grads], 0, 0.0, t1 - t0, t2 - t1
-        avg = unflatten(self._recv, grads, 1.0 / total)
-        return avg, total, float(self._recv[-1]) / total, t1 - t0, t2 - t1
+            return [np.zeros_like(g) for g in grads], 0, 0.0, wait, comm
+        return unflatten(buf, grads, 1.0 / total), total, mean_loss, wait, comm
 
 
 def _finish(request: Any, spin: int = 200, yield_for: float = 0.005) -> None:

@@ -226,6 +226,8 @@ def run(msg: dict[str, Any]) -> dict[str, Any]:
     if mode == "apply":
         return out
     b = STATE["batch"] = int(msg["batch"])
+    if mode == "mpi":  # ranks got this round's message at about the same time
+        STATE["sync"].mark_start()
     for _ in range(int(msg.get("steps", 1))):
         idx = STATE["queue"][STATE["pos"]:STATE["pos"] + b]
         STATE["pos"] += len(idx)
@@ -234,9 +236,9 @@ def run(msg: dict[str, Any]) -> dict[str, Any]:
         comm = wait = 0.0
         if mode == "mpi":
             local = grads if grads is not None else _zeros_like_grads()
-            avg, total, loss_g, wait, comm = STATE["sync"](local, n, loss)
-            if total > 0:
-                model.apply_gradients(avg)
+            summed, total, loss_g, wait, comm = STATE["sync"].reduce(local, n, loss)
+            if total > 0:  # the sum of n_i g_i, divided by the global batch while applied
+                model._apply_flat_gradients(summed, 1.0 / total)
         elif mode == "local" and grads is not None:
             t0 = time.perf_counter()
             model.apply_gradients(grads)

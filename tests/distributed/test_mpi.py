@@ -56,6 +56,21 @@ def test_mpi_speed_shares_follow_a_slow_rank(mpi2):
     assert dp.handle.shares[slow] < 0.4
 
 
+def test_mpi_wait_is_charged_to_the_rank_that_waits(mpi2):
+    """One collective a step carries each rank's compute time: with equal shares and one
+    rank slowed 4x, the fast rank spends its steps waiting inside the allreduce."""
+    x, y = load_iris().numpy()
+    slow, fast = mpi2.ids
+    dp = DataParallel(iris_model(), mpi2, balance="equal", global_batch_size=30,
+                      slowdown={slow: 4.0})
+    hist = dp.fit(x, y, epochs=2, seed=0)
+    assert all(hist.history["exactly_once"])
+    m = dp.handle.metrics
+    assert m[fast]["wait_s"] > 2 * m[slow]["wait_s"]
+    assert m[fast]["wait_s"] > 0.5 * m[fast]["compute_s"]  # slow computes 4x as long
+    assert all(m[e]["comm_s"] >= 0 for e in mpi2.ids)
+
+
 def test_mpi_live_edit_applies_on_every_rank_at_a_round_boundary(mpi2):
     import time
 
