@@ -86,8 +86,10 @@ OTHER_CANDIDATES = (
     OTHER_DEFAULT, GemmConfig(4, 4, 1, 4, False), GemmConfig(8, 4, 2, 4, False),
     GemmConfig(4, 8, 1, 4, False), GemmConfig(2, 4, 1, 4, False), GemmConfig(1, 4, 1, 4, False),
 )
-# (M, N, K): a square problem and the MLP 784-300-10 (batch 64) forward/backward shapes
-TUNE_SHAPES = ((512, 512, 512), (64, 300, 784), (784, 300, 64), (64, 784, 300))
+# (M, N, K): two square problems (at 1024 the block's own speed dominates, at 512 packing
+# and launch costs weigh more) and the MLP 784-300-10 (batch 64) forward/backward shapes
+TUNE_SHAPES = ((512, 512, 512), (1024, 1024, 1024), (64, 300, 784), (784, 300, 64),
+               (64, 784, 300))
 
 
 def _dense(n_in: int, n_out: int, b: int = 64) -> tuple:
@@ -103,9 +105,12 @@ TRAINING_SHAPES = _dense(784, 300) + _dense(300, 10) + (
     (6400, 150, 16, False, False), (16, 150, 6400, False, False),
 ) + _dense(400, 120) + _dense(120, 84) + _dense(84, 10)
 # per-shape candidates: the whole-device ones and narrow blocks for thin or narrow outputs
+# (A packed into row panels first: on two threads it sometimes pays for the short-K,
+# transposed-A weight gradients such as 784 x 300 x 64)
 SHAPE_CANDIDATES = CPU_CANDIDATES + (
     GemmConfig(4, 16, 1, 4), GemmConfig(8, 8, 1, 4), GemmConfig(4, 8, 1, 4),
-    GemmConfig(16, 8, 1, 4), GemmConfig(12, 16, 1, 4),
+    GemmConfig(16, 8, 1, 4), GemmConfig(12, 16, 1, 4), GemmConfig(8, 16, 2, 4, True, True),
+    GemmConfig(4, 16, 4, 4, True, True),
 )
 
 
