@@ -36,16 +36,22 @@ typedef float8 __attribute__((aligned(4))) float8u;
 
 // y[b, f, oh0..oh0+R-1, :] for f in f0..f0+FB-1, 8 columns at a time (each weight load
 // feeds R rows); xp: zero-padded x (B, C, Hp, Wp) with Wp >= ceil(OW/8)*8 + KW - 1 and rows
-// for ceil(OH/R)*R outputs; w: (F, C, KH, KW); global (ceil(OH/R), B*F/FB)
+// for ceil(OH/R)*R outputs, zero outside rows [ROW0, ROW1); w: (F, C, KH, KW); global
+// (ceil(OH/R), B*F/FB)
 __kernel void conv2d_forward_direct(__global const float *restrict xp,
                                     __global const float *restrict w,
                                     __global const float *restrict bias,
                                     __global float *restrict y, const int Hp, const int Wp,
-                                    const int OH, const int OW, const int SH) {
+                                    const int OH, const int OW, const int SH, const int ROW0,
+                                    const int ROW1) {
   const int oh0 = get_global_id(0) * R;
   const int b = get_global_id(1) / (F / FB);
   const int f0 = (get_global_id(1) % (F / FB)) * FB;
   if (oh0 >= OH) return;
+  // only kernel rows that meet a row of xp in [ROW0, ROW1) for one of the R outputs: the
+  // rest read zero padding (the data gradient's full correlation is 2x wider than dy)
+  const int i_lo = max(0, ROW0 - (oh0 + R - 1) * SH);
+  const int i_hi = min(KH, ROW1 - oh0 * SH);
   __global const float *wf = w + f0 * C * KK;
   __global const float *xb = xp + (size_t)b * C * Hp * Wp + (size_t)oh0 * SH * Wp;
   for (int ow0 = 0; ow0 < OW; ow0 += 8) {
@@ -55,8 +61,7 @@ __kernel void conv2d_forward_direct(__global const float *restrict xp,
 #pragma unroll
       for (int f = 0; f < FB; ++f) acc[r][f] = (float8)(0.0f);
     for (int c = 0; c < C; ++c) {
-#pragma unroll
-      for (int i = 0; i < KH; ++i) {
+      for (int i = i_lo; i < i_hi; ++i) {
         __global const float *row = xb + ((size_t)c * Hp + i) * Wp + ow0;
         __global const float *wr = wf + (c * KH + i) * KW;
 #pragma unroll

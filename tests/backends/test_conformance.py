@@ -127,6 +127,7 @@ CONV = [
     ((2, 6, 14, 14), (16, 6, 5, 5), (1, 1), (2, 1, 2, 1)),  # asymmetric "same"-like padding
     ((2, 3, 9, 11), (5, 3, 3, 3), (2, 2), (1, 1, 1, 1)),  # stride 2, "same"-like padding
     ((1, 2, 7, 33), (7, 2, 3, 2), (2, 3), (0, 2, 1, 0)),  # asymmetric stride and padding
+    ((2, 3, 7, 10), (4, 3, 5, 3), (1, 1), (3, 0, 1, 2)),  # 5-row kernel, top-only padding
     ((2, 33, 5, 6), (9, 33, 1, 1), (1, 1), (0, 0, 0, 0)),  # 1x1, many channels
     ((1, 1, 1, 1), (1, 1, 1, 1), (1, 1), (0, 0, 0, 0)),  # the smallest
 ]

@@ -69,16 +69,17 @@ class ConvMixin:
                       (src, dst, *map(i32, (n, h, w, hp, wp, pt, pl))))
         return dst
 
-    def _direct(self, xp, w, bias, y, c, f, kh, kw, hp, wp, oh, ow, sh, act):
-        """The direct forward kernel on an already padded input."""
+    def _direct(self, xp, w, bias, y, c, f, kh, kw, hp, wp, oh, ow, sh, act, rows=None):
+        """The direct forward kernel on an already padded input whose rows outside
+        ``rows`` = (first, end) are zero (None: any row may be nonzero)."""
         fb = _fb(f)
         opts = (f"-DC={c}", f"-DF={f}", f"-DKH={kh}", f"-DKW={kw}", f"-DFB={fb}",
                 f"-DR={_ROWS}", f"-DACT={act}", f"-DHAS_BIAS={int(bias is not None)}")
         b = y.shape[0]
         self._launch("conv_direct.cl", "conv2d_forward_direct",
                      (_ceil(oh, _ROWS), b * (f // fb)), (1, 1),
-                     (xp, w, w if bias is None else bias, y, *map(i32, (hp, wp, oh, ow, sh))),
-                     opts)
+                     (xp, w, w if bias is None else bias, y,
+                      *map(i32, (hp, wp, oh, ow, sh, *(rows or (0, hp))))), opts)
 
     def _pad_x(self, x, b, c, h, w, padding, oh, ow, sh, kh, kw, keep=False):
         """x zero-padded for the direct kernels: every 8-wide load stays inside a row and
@@ -100,14 +101,16 @@ class ConvMixin:
         wd = max(ow + pl + kw - 1 - padding[3], _ceil(w, 8) * 8 + kw - 1)
         return hd, wd, pt, pl
 
-    def _backward_data_direct(self, dyp, hd, wd, w, dx):
-        """dx (B, C, H, W) = full correlation of the padded dy planes dyp (B*F, hd, wd)
-        with the flipped, transposed kernel w (F, C, KH, KW)."""
+    def _backward_data_direct(self, dyp, hd, wd, rows, w, dx):
+        """dx (B, C, H, W) = full correlation of the padded dy planes dyp (B*F, hd, wd),
+        zero outside ``rows`` = (first, end), with the flipped, transposed kernel w
+        (F, C, KH, KW)."""
         f, c, kh, kw = (int(s) for s in w.shape)
         wf = self._scratch("conv_wflip", (c, f, kh, kw))
         self._launch1("conv.cl", "conv2d_flip_weights", f * c * kh * kw,
                       (w, wf, i32(f), i32(c), i32(kh), i32(kw)))
-        self._direct(dyp, wf, None, dx, f, c, kh, kw, hd, wd, dx.shape[2], dx.shape[3], 1, 0)
+        self._direct(dyp, wf, None, dx, f, c, kh, kw, hd, wd, dx.shape[2], dx.shape[3], 1, 0,
+                     rows)
 
     def _backward_filter_direct(self, dyp, dy_layout, xp, hp, wp, dw, bohw, sh, beta):
         """dw (F, C, KH, KW) = correlation of xp (B, C, hp, wp) with dy (B, F, OH, OW),
@@ -152,7 +155,8 @@ class ConvMixin:
         y = self.empty((b, f, oh, ow))
         if self._conv_algo(c, f, kh, kw, st, pad, "forward") == "direct":
             xp, hp, wp = self._pad_x(x, b, c, h, wd, pad, oh, ow, st[0], kh, kw)
-            self._direct(xp, w, bias, y, c, f, kh, kw, hp, wp, oh, ow, st[0], act)
+            self._direct(xp, w, bias, y, c, f, kh, kw, hp, wp, oh, ow, st[0], act,
+                         (pad[0], pad[0] + h))
         else:
             cols = self._im2col(x, b, c, h, wd, kh, kw, *st, pad[0], pad[2], oh, ow)
             t = self._scratch("conv_t", (b * oh * ow, f))
@@ -176,7 +180,7 @@ class ConvMixin:
         if self._conv_algo(c, f, kh, kw, st, pad, "data") == "direct":
             hd, wdd, pt, pl = self._data_layout(h, wd, oh, ow, kh, kw, pad)
             dyp = self._pad(dy, b * f, oh, ow, hd, wdd, pt, pl, "conv_dyp")
-            self._backward_data_direct(dyp, hd, wdd, w, dx)
+            self._backward_data_direct(dyp, hd, wdd, (pt, pt + oh), w, dx)
             return dx
         dyt = self._scratch("conv_t", (b * oh * ow, f))
         self._launch1("conv.cl", "conv2d_transpose021", b * oh * ow,

@@ -148,5 +148,5 @@ class ConvPoolMixin:
         if data_algo is None:
             return None
         dx = self.empty((b, c, h, wd))
-        self._backward_data_direct(dzp, hz, wz, w, dx)
+        self._backward_data_direct(dzp, hz, wz, (zt, zt + oh), w, dx)
         return dx
