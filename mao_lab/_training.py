@@ -296,10 +296,11 @@ class TrainingMixin:
         cl.call("on_train_begin", {"epochs": epochs, "steps": steps, "samples": samples})
         self.training = True
         try:
-            for epoch in range(epochs):
-                self._run_epoch(cl, epoch, batches(epoch), val)
-                if self.stop_training:
-                    break
+            with self.backend.compute_scope():
+                for epoch in range(epochs):
+                    self._run_epoch(cl, epoch, batches(epoch), val)
+                    if self.stop_training:
+                        break
         except BaseException:
             for c in cbs:  # close progress bars; history keeps the finished epochs
                 if isinstance(c, ProgressBar):
@@ -362,12 +363,17 @@ class TrainingMixin:
             m.reset()
         labels = M.class_ids(yh) if self.metrics else None
         try:
-            loss = self._train_step(xh, yh, labels, self.metrics)
+            with self.backend.compute_scope():
+                loss = self._train_step(xh, yh, labels, self.metrics)
         except TrainingError as exc:
             raise TrainingError(f"train_on_batch: {exc}; the update was not applied") from None
         return {"loss": loss, **{m.name: m.result() for m in self.metrics}}
 
     def _evaluate(self, xh, yh, batch_size: int) -> dict[str, float]:
+        with self.backend.compute_scope():
+            return self._evaluate_batches(xh, yh, batch_size)
+
+    def _evaluate_batches(self, xh, yh, batch_size: int) -> dict[str, float]:
         be, total, mets = self.backend, 0.0, M.get([m.name for m in self.metrics])
         labels = M.class_ids(yh) if mets else None
         for s in range(0, len(xh), batch_size):
@@ -395,8 +401,9 @@ class TrainingMixin:
         self._require_built("predict")
         xh = as_x(x, self.input_shape, "predict")
         bs, be = _int("batch_size", batch_size, 1), self.backend
-        outs = [np.array(be.to_host(self._forward(_device(be, xh[s:s + bs]), False)))
-                for s in range(0, len(xh), bs)]
+        with be.compute_scope():
+            outs = [np.array(be.to_host(self._forward(_device(be, xh[s:s + bs]), False)))
+                    for s in range(0, len(xh), bs)]
         return np.concatenate(outs) if outs else np.zeros((0,) + self.output_shape, np.float32)
 
     # ---- gradients for data-parallel training ---------------------------------------------------

@@ -18,6 +18,8 @@ caller (so nesting never deadlocks). ``MAO_LAB_NUMPY_THREADS`` overrides the thr
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import queue
 import threading
@@ -27,6 +29,26 @@ from collections.abc import Callable
 # hand-off (~10 us) costs more than half the op saves.
 MIN_WORK = 1 << 20
 MAX_PARTS = 8
+
+
+class _Job:
+    """One split op: parts 1..n-1 are claimed one at a time by whoever is free first."""
+
+    def __init__(self, fn: Callable[[int], None], n: int) -> None:
+        self.fn, self.n = fn, n
+        self._next = itertools.count(1)  # next() is atomic under the GIL
+        self.done: queue.SimpleQueue = queue.SimpleQueue()  # one entry per stolen part
+
+    def claim(self) -> int | None:
+        i = next(self._next)
+        return i if i < self.n else None
+
+    def run_claimed(self, i: int) -> BaseException | None:
+        try:
+            self.fn(i)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            return exc
+        return None
 
 
 class _Worker:
@@ -41,23 +63,25 @@ class _Worker:
             job = self.inbox.get()
             if job is None:
                 return
-            fn, i, done = job
-            try:
-                fn(i)
-                done.put(None)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                done.put(exc)
+            while (i := job.claim()) is not None:
+                job.done.put(job.run_claimed(i))
 
 
 class ForkJoin:
-    """Persistent workers for ``run`` (created on first use, again after a fork)."""
+    """Persistent workers for ``run`` (created on first use, again after a fork).
+
+    The caller does not wait for a worker to wake up: after its own part it takes every
+    part no worker has started yet. So a busy machine (a worker that wakes late) costs at
+    most the one-thread time, and an idle one runs the parts side by side.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._pid = os.getpid()
-        self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._lib = None  # numpy's BLAS binding (False: none), looked up on first use
+        self._scoped = 0  # BLAS's thread count before the active ``scope`` (0: none)
+        self._scope_lock = threading.Lock()
 
     def _blas(self):
         if self._lib is None:
@@ -67,12 +91,35 @@ class ForkJoin:
         return self._lib
 
     def threads(self) -> int:
-        """Threads a split may use: ``MAO_LAB_NUMPY_THREADS`` or BLAS's current count."""
+        """Threads a split may use: ``MAO_LAB_NUMPY_THREADS``, else BLAS's count (as it
+        was when the current ``scope`` began)."""
         env = os.environ.get("MAO_LAB_NUMPY_THREADS", "")
         if env.strip().isdigit():
             return max(1, int(env))
+        if self._scoped:
+            return self._scoped
         blas = self._blas()
         return blas.threads() if blas else 1
+
+    @contextlib.contextmanager
+    def scope(self):
+        """For a run of many ops: BLAS stays at one thread throughout (not only inside
+        splits: OpenBLAS's own threads on the small unsplit products cost more than they
+        save, and spin against a busy machine), splits use BLAS's count from before."""
+        blas = self._blas()
+        n = blas.threads() if blas else 0
+        if n <= 1 or self._scoped:
+            yield
+            return
+        with self._scope_lock:
+            self._scoped = n
+            blas.set_threads(1)
+        try:
+            yield
+        finally:
+            with self._scope_lock:
+                self._scoped = 0
+                blas.set_threads(n)
 
     def parts(self, work: int, extent: int, grain: int = 16, min_work: int = MIN_WORK) -> int:
         """How many parts an op of ``work`` steps whose split axis has ``extent`` entries
@@ -83,7 +130,8 @@ class ForkJoin:
         return max(1, min(self.threads(), MAX_PARTS, extent // grain))
 
     def run(self, fn: Callable[[int], None], n: int) -> None:
-        """fn(0) here and fn(1..n-1) on workers, BLAS at one thread meanwhile."""
+        """fn(0) here and fn(1..n-1) on workers (or here, when no worker took them yet),
+        BLAS at one thread meanwhile; the first exception is raised after all parts end."""
         if n <= 1 or not self._lock.acquire(blocking=False):
             for i in range(n):
                 fn(i)
@@ -92,24 +140,23 @@ class ForkJoin:
         try:
             if os.getpid() != self._pid:  # forked: the parent's threads do not exist here
                 self._workers, self._pid = [], os.getpid()
-                self._done = queue.SimpleQueue()
             while len(self._workers) < n - 1:
                 self._workers.append(_Worker())
             before = blas.threads() if blas else 0
             if before > 1:
                 blas.set_threads(1)
             try:
-                for i in range(1, n):
-                    self._workers[i - 1].inbox.put((fn, i, self._done))
-                first = None
-                try:
-                    fn(0)
-                except BaseException as exc:  # noqa: BLE001 - raised after the join
-                    first = exc
-                for _ in range(1, n):
-                    exc = self._done.get()
-                    if exc is not None and first is None:
-                        first = exc
+                job = _Job(fn, n)
+                for w in self._workers[:n - 1]:
+                    w.inbox.put(job)
+                errors = [job.run_claimed(0)]
+                mine = 0
+                while (i := job.claim()) is not None:
+                    errors.append(job.run_claimed(i))
+                    mine += 1
+                for _ in range(n - 1 - mine):
+                    errors.append(job.done.get())
+                first = next((e for e in errors if e is not None), None)
                 if first is not None:
                     raise first
             finally:

@@ -18,6 +18,7 @@ overrides the same names. Conventions shared by every backend:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,12 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.info.key}: {self.info.name}>"
+
+    def compute_scope(self):
+        """Context for a run of many ops (a fit, an evaluation): where a backend manages
+        its threads per run (numpy: BLAS at one thread, ops split over the cores by the
+        backend), it does so here. Nests; a no-op by default."""
+        return contextlib.nullcontext()
 
     # The methods below are documented and implemented in NumpyBackend, the reference.
     _PRIMITIVES = (

@@ -91,6 +91,11 @@ class NumpyBackend(Backend):
         self._pool = _fast.PoolIndex()
         self._scratch = _fast.Scratch()  # per-thread buffers (sgd_update)
 
+    def compute_scope(self):
+        """BLAS at one thread for the run; large ops split over the cores by this backend
+        (see ``_numpy_threads``). Nests; safe to enter from several threads."""
+        return _threads.POOL.scope()
+
     # ---- memory -------------------------------------------------------------------------
     def asarray(self, x, dtype=None) -> np.ndarray:
         """Host data -> device array (a contiguous copy; float32 unless ``dtype``)."""

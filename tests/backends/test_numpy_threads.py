@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from mao_lab.backends import get_backend
 from mao_lab.backends import _numpy_threads as T
+from mao_lab.backends import get_backend
 from mao_lab.backends._numpy_fast import _level1_blas
 
 pytestmark = pytest.mark.skipif(not _level1_blas() or not _level1_blas().threads(),
@@ -130,19 +130,30 @@ def test_run_reports_the_first_worker_error_after_all_parts_finish():
 def test_nested_split_runs_on_the_caller():
     seen = []
 
-    def inner(i):
-        seen.append(("inner", i, threading.get_ident()))
-
     def outer(i):
         assert T.POOL.parts(1 << 30, 1000) == 1  # a region is active
-        T.POOL.run(inner, 2)  # not deadlocking: runs both parts here
+        me = threading.get_ident()
+        # not deadlocking: both inner parts run right here, on the outer part's thread
+        T.POOL.run(lambda j: seen.append((i, j, me, threading.get_ident())), 2)
 
     T.POOL.run(outer, 2)
-    assert len(seen) == 4
-    by_thread = {}
-    for _, i, tid in seen:
-        by_thread.setdefault(tid, []).append(i)
-    assert all(sorted(v) == [0, 1] for v in by_thread.values())
+    assert sorted((i, j) for i, j, _, _ in seen) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert all(outer_tid == inner_tid for _, _, outer_tid, inner_tid in seen)
+
+
+def test_parts_nobody_picked_up_run_on_the_caller():
+    """A worker that wakes late finds its parts done by the caller (no waiting for it)."""
+    ran = []
+    T.POOL.run(lambda i: ran.append(i), 2)  # make sure the worker exists
+    hold = threading.Event()
+    blocker = T._Job(lambda i: hold.wait(5), 2)
+    T.POOL._workers[0].inbox.put(blocker)  # keep the worker busy
+    try:
+        ran.clear()
+        T.POOL.run(lambda i: ran.append((i, threading.get_ident())), 2)
+    finally:
+        hold.set()
+    assert sorted(ran) == [(0, threading.get_ident()), (1, threading.get_ident())]
 
 
 def test_out_overlapping_an_input_is_not_split(be, two_threads):
@@ -256,3 +267,39 @@ def test_split_conv_maxpool_equals_one_thread(be, two_threads, x_shape, w_shape,
         np.testing.assert_allclose(g, v, rtol=1e-5, atol=1e-4)
     if not need_dx:
         assert len(got) == 3
+
+
+def test_compute_scope_keeps_blas_at_one_thread_and_splits_with_the_old_count(be, two_threads):
+    blas = _level1_blas()
+    with be.compute_scope():
+        assert blas.threads() == 1 and T.POOL.threads() == 2
+        with be.compute_scope():  # nested: no change
+            assert blas.threads() == 1 and T.POOL.threads() == 2
+        assert blas.threads() == 1
+        rng = np.random.default_rng(8)
+        a = rng.standard_normal((64, 784)).astype(np.float32)
+        b = rng.standard_normal((784, 300)).astype(np.float32)
+        np.testing.assert_allclose(be.gemm(a, b), _ref(a, b, False, False), rtol=1e-4,
+                                   atol=6e-3)
+        assert blas.threads() == 1  # a split inside the scope leaves BLAS at one thread
+    assert blas.threads() == 2 and T.POOL.threads() == 2
+
+
+def test_fit_runs_in_the_scope_and_restores_blas(two_threads):
+    from mao_lab import Sequential
+    from mao_lab.layers import Dense
+
+    seen = []
+
+    class Probe(Dense):
+        def forward(self, x, training=False, logits=False):
+            seen.append((_level1_blas().threads(), T.POOL.threads()))
+            return super().forward(x, training, logits)
+
+    model = Sequential([Probe(300, activation="relu"), Dense(10, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(9)
+    x, y = rng.standard_normal((128, 784)).astype(np.float32), rng.integers(0, 10, 128)
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    assert seen and set(seen) == {(1, 2)}
+    assert _level1_blas().threads() == 2
