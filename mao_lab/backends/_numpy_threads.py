@@ -107,11 +107,12 @@ class ForkJoin:
         splits: OpenBLAS's own threads on the small unsplit products cost more than they
         save, and spin against a busy machine), splits use BLAS's count from before."""
         blas = self._blas()
-        n = blas.threads() if blas else 0
-        if n <= 1 or self._scoped:
-            yield
+        n = self.threads()
+        if n <= 1 or self._scoped or not blas:
+            yield  # splitting off (MAO_LAB_NUMPY_THREADS=1): BLAS keeps its own threads
             return
         with self._scope_lock:
+            before = blas.threads()
             self._scoped = n
             blas.set_threads(1)
         try:
@@ -119,7 +120,7 @@ class ForkJoin:
         finally:
             with self._scope_lock:
                 self._scoped = 0
-                blas.set_threads(n)
+                blas.set_threads(before)
 
     def parts(self, work: int, extent: int, grain: int = 16, min_work: int = MIN_WORK) -> int:
         """How many parts an op of ``work`` steps whose split axis has ``extent`` entries

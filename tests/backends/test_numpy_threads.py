@@ -303,3 +303,9 @@ def test_fit_runs_in_the_scope_and_restores_blas(two_threads):
     model.fit(x, y, batch_size=64, epochs=1, verbose=0)
     assert seen and set(seen) == {(1, 2)}
     assert _level1_blas().threads() == 2
+
+
+def test_threads_env_of_one_leaves_blas_alone_in_the_scope(be, two_threads, monkeypatch):
+    monkeypatch.setenv("MAO_LAB_NUMPY_THREADS", "1")
+    with be.compute_scope():
+        assert _level1_blas().threads() == 2 and T.POOL.threads() == 1
