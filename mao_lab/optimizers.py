@@ -147,6 +147,15 @@ class SGD(Optimizer):
     def active_slots(self) -> tuple[str, ...]:
         return ("velocity",) if self.momentum else ()
 
+    def apply(self, be, triples) -> None:
+        many = getattr(be, "sgd_update_many", None)  # a backend that batches launches
+        if many is None:
+            return super().apply(be, triples)
+        self.iterations += 1
+        many([p for _, p, _ in triples], [g for _, _, g in triples],
+             [self.slots[k].get("velocity") for k, _, _ in triples], lr=self._lr,
+             momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)
+
     def _update(self, be, p, g, slots) -> None:
         be.sgd_update(p, g, slots.get("velocity"), lr=self._lr, momentum=self.momentum,
                       nesterov=self.nesterov, weight_decay=self.weight_decay)

@@ -401,3 +401,41 @@ def test_opencl_conv_algorithm_is_validated(opencl_backend):
         opencl_backend.conv_algorithm = "auto"
     np.testing.assert_array_equal(opencl_backend.to_host(opencl_backend.conv2d_forward(x, w)),
                                   np.full((1, 1, 2, 2), 9.0, np.float32))
+
+
+@pytest.mark.parametrize("kw", [{}, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True},
+                                {"momentum": 0.5, "weight_decay": 0.01}])
+def test_opencl_sgd_update_many_matches_sgd_in_float64(opencl_backend, kw):
+    """Eleven tensors (two launches of up to 8, chunk edges, one empty), two steps, against
+    the float64 update of each."""
+    be, r = opencl_backend, np.random.default_rng(11)
+    sizes = (1, 7, 1023, 1024, 1025, 0, 3000, 64, 5, 2049, 150)
+    p, g, v = ([f32(r, n).astype(np.float32) for n in sizes] for _ in range(3))
+    dp, dg, dv = ([be.asarray(a) for a in arrs] for arrs in (p, g, v))
+    m, wd = kw.get("momentum", 0.0), kw.get("weight_decay", 0.0)
+    p64, v64 = [a.astype(np.float64) for a in p], [a.astype(np.float64) for a in v]
+    for _ in range(2):  # the second step reuses the first one's checked launch plan
+        be.sgd_update_many(dp, dg, dv if m else None, lr=0.1, **kw)
+        for k in range(len(sizes)):
+            gk = g[k] + wd * p64[k]
+            if m:
+                v64[k] = m * v64[k] + gk
+                step = gk + m * v64[k] if kw.get("nesterov") else v64[k]
+            else:
+                step = gk
+            p64[k] = p64[k] - 0.1 * step
+    for k, n in enumerate(sizes):
+        np.testing.assert_allclose(be.to_host(dp[k]), p64[k], rtol=1e-6, atol=1e-6,
+                                   err_msg=f"param {k} ({n} elements)")
+        if m:
+            np.testing.assert_allclose(be.to_host(dv[k]), v64[k], rtol=1e-6, atol=1e-6,
+                                       err_msg=f"velocity {k} ({n} elements)")
+
+
+def test_opencl_sgd_update_many_refuses_mismatched_lists(opencl_backend):
+    be = opencl_backend
+    a = be.asarray(np.ones(3, np.float32))
+    with pytest.raises(ShapeError, match="one entry per tensor"):
+        be.sgd_update_many([a, a], [a], lr=0.1)
+    with pytest.raises(ConfigError, match="needs a velocity array"):
+        be.sgd_update_many([a], [a], lr=0.1, momentum=0.9)
