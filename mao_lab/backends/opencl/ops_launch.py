@@ -6,6 +6,8 @@ without waiting, so a training step pays ~2-4 us per kernel and one wait at the 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyopencl as cl
 import pyopencl.array as cla
@@ -30,7 +32,8 @@ def ceil_to(n: int, m: int) -> int:
 
 
 def nelem(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    """The element count of ``shape`` (math.prod: np.prod costs ~5 us a call)."""
+    return math.prod(int(s) for s in shape)
 
 
 def c_contiguous(a) -> bool:

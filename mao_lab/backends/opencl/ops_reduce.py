@@ -48,7 +48,13 @@ class ReduceMixin:
         x = self._dev(x, "x", "reduce_sum")
         nd = x.ndim
         axes = set()
-        for a in range(nd) if axis is None else np.atleast_1d(axis).tolist():
+        if axis is None:
+            axis_list = range(nd)
+        elif isinstance(axis, (int, np.integer)):
+            axis_list = (axis,)
+        else:  # a tuple or list (plain, ~10x cheaper than numpy's) or an array of axes
+            axis_list = axis if isinstance(axis, (tuple, list)) else np.atleast_1d(axis).tolist()
+        for a in axis_list:
             if not -nd <= int(a) < nd:
                 raise ShapeError(f"reduce_sum: axis {axis} is out of range for shape "
                                  f"{tuple(x.shape)}")
