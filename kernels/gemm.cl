@@ -163,6 +163,37 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
       for (int v = 0; v < NV; ++v) USTORE(acc[r][v], p + (size_t)r * ldp + col0 + v * VW);
     continue;
   }
+  if (row0 + MR <= M && col0 + NR <= N && (col0 == lo || beta == 0.0f) && act <= 1) {
+    // a whole block without sigmoid/tanh: straight-line vector code (the general path
+    // below, with its library calls, costs more than a short-K block's products). A
+    // shifted last block recomputes the previous block's columns bit for bit: with
+    // beta == 0 it may store them again.
+    VTYPE add[NV];
+#pragma unroll
+    for (int v = 0; v < NV; ++v) add[v] = bias ? ULOAD(bias + bias_off + col0 + v * VW) : 0.0f;
+    __global float *c = C + c_off + (size_t)row0 * ldc + col0;
+    if (beta != 0.0f) {
+#pragma unroll
+      for (int r = 0; r < MR; ++r)
+#pragma unroll
+        for (int v = 0; v < NV; ++v)
+          acc[r][v] = beta * ULOAD(c + (size_t)r * ldc + v * VW) + (alpha * acc[r][v] + add[v]);
+    } else {
+#pragma unroll
+      for (int r = 0; r < MR; ++r)
+#pragma unroll
+        for (int v = 0; v < NV; ++v) acc[r][v] = alpha * acc[r][v] + add[v];
+    }
+#pragma unroll
+    for (int r = 0; r < MR; ++r)
+#pragma unroll
+      for (int v = 0; v < NV; ++v) {
+        VTYPE y = acc[r][v];
+        if (act) y = y > 0.0f ? y : 0.0f;
+        USTORE(y, c + (size_t)r * ldc + v * VW);
+      }
+    continue;
+  }
 #pragma unroll
   for (int r = 0; r < MR; ++r) {
     const int row = row0 + r;
@@ -182,11 +213,21 @@ __kernel void gemm(const int M, const int N, const int K, const int Kp, const in
             float s[VW];
           } t;
           t.v = y;
-          for (int e = max(0, lo - col); e < min(VW, N - col); ++e) {
-            float z = t.s[e];
-            if (beta != 0.0f) z = beta * c[v * VW + e] + z;
-            if (bias) z += bias[bias_off + col + e];
-            c[v * VW + e] = ACTIVATE(float, z, act);
+          const int e0 = max(0, lo - col), e1 = min(VW, N - col);
+          if (act <= 1) { // no library calls in the loop (narrow outputs take it per row)
+            for (int e = e0; e < e1; ++e) {
+              float z = t.s[e];
+              if (beta != 0.0f) z = beta * c[v * VW + e] + z;
+              if (bias) z += bias[bias_off + col + e];
+              c[v * VW + e] = act && z < 0.0f ? 0.0f : z;
+            }
+          } else {
+            for (int e = e0; e < e1; ++e) {
+              float z = t.s[e];
+              if (beta != 0.0f) z = beta * c[v * VW + e] + z;
+              if (bias) z += bias[bias_off + col + e];
+              c[v * VW + e] = ACTIVATE(float, z, act);
+            }
           }
         }
       }

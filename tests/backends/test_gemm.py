@@ -92,6 +92,22 @@ def test_gemm_bias_activation(be, act, m, n, k):
     np.testing.assert_allclose(be.to_host(out), want, rtol=1e-4, atol=tol(k))
 
 
+@pytest.mark.parametrize("act", ["linear", "relu", "tanh"])
+@pytest.mark.parametrize("m,n,k,tb", [(64, 300, 50, False), (40, 64, 9, False),
+                                      (33, 70, 17, True), (1, 33, 7, False), (16, 6, 25, True)])
+def test_gemm_bias_activation_beta_zero(be, act, m, n, k, tb):
+    """beta = 0 with a bias: the whole-block epilogue, shifted last blocks (B read in
+    place, N not a multiple of the block), narrow outputs; out starts as NaN."""
+    rng = np.random.default_rng(m + n)
+    a, b, ref = _operands(rng, m, n, k, False, tb)
+    bias = rng.standard_normal(n).astype(np.float32)
+    out = be.asarray(np.full((m, n), np.nan, np.float32))
+    be.gemm(be.asarray(a), be.asarray(b), trans_b=tb, bias=be.asarray(bias), activation=act,
+            out=out, alpha=-1.5)
+    want = _act64(-1.5 * ref + bias, act)
+    np.testing.assert_allclose(be.to_host(out), want, rtol=1e-4, atol=tol(k))
+
+
 def test_gemm_views_offsets_strides(be):
     """Operands that are views: row/column offsets, row strides, a transposed view."""
     rng = np.random.default_rng(5)
