@@ -256,17 +256,24 @@ class NumpyBackend(Backend):
         t = self._targets(labels, logits.shape, "softmax_cross_entropy_forward", ids_ok=True)
         z = logits - logits.max(axis=1, keepdims=True)
         e = np.exp(z)
-        logp = z
-        logp -= np.log(e.sum(axis=1, keepdims=True))
+        s = e.sum(axis=1, keepdims=True)
+        log_s = np.log(s)
         if t.ndim == 1:  # class ids: the one-hot sum is the picked log-probability, exactly
-            loss = np.negative(logp[np.arange(len(t)), t])
+            loss = log_s[:, 0] - z[np.arange(len(t)), t]
         else:
-            loss = -(t * logp).sum(axis=1)
-        return np.exp(logp, out=e).astype(logits.dtype, copy=False), \
-            loss.astype(logits.dtype, copy=False)
+            z -= log_s
+            loss = -(t * z).sum(axis=1)
+        e /= s
+        return e.astype(logits.dtype, copy=False), loss.astype(logits.dtype, copy=False)
 
     def softmax_cross_entropy_backward(self, probs, labels, scale: float = 1.0):
         """d loss / d logits = (probs - targets) * scale; probs: (B, K)."""
+        if labels.ndim == 1 and labels.shape[0] == probs.shape[0] and labels.dtype.kind in "iu" \
+                and probs.ndim == 2:
+            # class ids: scale * probs, then subtract scale at each label (no one-hot matrix)
+            d = np.multiply(probs, probs.dtype.type(scale))
+            d[np.arange(len(labels)), labels] -= probs.dtype.type(scale)
+            return d
         t = self._targets(labels, probs.shape, "softmax_cross_entropy_backward")
         return ((probs - t) * scale).astype(probs.dtype)
 
