@@ -69,7 +69,9 @@ def serve(name: str, key: str, threads: int) -> int:
             run = lambda seed: tt.epoch(BATCH)  # noqa: E731
             print(f"ready {len(x)} {torch.__version__}", flush=True)
         else:
-            if key != "numpy":
+            if key == NUMPY_BLAS:  # the numpy backend leaving the threads to OpenBLAS
+                os.environ["MAO_LAB_NUMPY_THREADS"] = "1"
+            elif key != "numpy":
                 model.to(key)
 
             def run(seed):
@@ -167,11 +169,17 @@ def report(runs: list[dict], devices: list[str], names: dict[str, str]) -> str:
            f"{platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, PyTorch "
            f"{runs[0]['torch'] if runs else '?'}, load average {load:.2f} at the end."]
     for d in devices:
-        if d != "numpy":
+        if d == NUMPY_BLAS:
+            out.append(f"{d} = the numpy backend with MAO_LAB_NUMPY_THREADS=1: OpenBLAS threads "
+                       "each GEMM itself (the numpy column splits ops over the cores itself)")
+        elif d != "numpy":
             out.append(f"{d} = {names.get(d, d)}")
     for run in runs:
         out += ["", f"### {run['threads']} thread(s)", ""] + table(run, devices)
     return "\n".join(out) + "\n"
+
+
+NUMPY_BLAS = "numpy-blas"  # pseudo device key: see report()
 
 
 def _devices(spec: str | None) -> tuple[list[str], dict[str, str]]:
@@ -190,7 +198,8 @@ def main(argv=None) -> int:
     ap.add_argument("--markdown", metavar="FILE", help="also write the tables to FILE")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated zoo names")
-    ap.add_argument("--devices", help="comma-separated backend keys (default: all)")
+    ap.add_argument("--devices", help="comma-separated backend keys (default: all), or numpy-blas "
+                    "(the numpy backend with OpenBLAS threading each GEMM)")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     models = args.models.split(",")
