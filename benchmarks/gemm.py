@@ -4,9 +4,10 @@ sizes and at the training GEMM shapes of LeNet-5 and an MLP 784-300-10 (batch 64
 
 Each thread count runs in its own subprocess: PoCL reads its thread count when it starts
 (POCL_MAX_PTHREAD_COUNT up to PoCL 3.x, POCL_CPU_MAX_CU_COUNT from 4.0; both are set).
-Figures are the best of a short series (packing included: the OpenCL backend packs both
-operands on every call). Usage: python benchmarks/gemm.py [--quick] [--json FILE]
-[--markdown FILE] [--threads 1,2] [--retune].
+Figures are the best sample of each implementation, the implementations taking turns
+(interleaved) on every shape; packing is included (nothing is packed ahead of a call).
+Usage: python benchmarks/gemm.py [--quick] [--json FILE] [--markdown FILE] [--threads 1,2]
+[--retune].
 """
 
 from __future__ import annotations
@@ -57,28 +58,40 @@ def _shapes(quick: bool) -> list[tuple]:
     return square + MLP + LENET
 
 
-def _timer(fn, sync, budget: float) -> float:
-    """Seconds per call of fn(): best sample of a series lasting about ``budget`` seconds.
+def _interleaved(impls: dict, budget: float) -> dict:
+    """Seconds per call of each implementation: the best sample of series run in turns.
 
-    A sample runs fn() back to back until ~2 ms have passed, then waits once (sync), as a
-    training step does (one wait per step): launch latency counts, the wait only once.
+    ``impls`` maps a name to (prepare, fn, sync): prepare() switches to that
+    implementation and returns whether it changed anything (then one untimed call
+    follows), fn() is one call. A sample
+    runs fn() back to back for ~2 ms, then waits once (sync), as a training step does (one
+    wait per step): launch latency counts, the wait only once. The implementations take
+    turns, one sample each per round, for ~``budget`` seconds each, so a load change on a
+    shared machine hits all of them alike instead of whichever ran at the time.
     """
-    fn()
-    sync()
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    reps = max(1, min(100, int(2e-3 / max(time.perf_counter() - t0, 1e-7))))
-    best, start, i = float("inf"), time.perf_counter(), 0
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
+    reps, best = {}, {}
+    for name, (prepare, fn, sync) in impls.items():
+        prepare()
+        fn()
         sync()
-        t1 = time.perf_counter()
-        best = min(best, (t1 - t0) / reps)
-        i += 1
-        if (i >= 3 and t1 - start > budget) or i >= 200:
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        reps[name] = max(1, min(100, int(2e-3 / max(time.perf_counter() - t0, 1e-7))))
+        best[name] = float("inf")
+    start, rounds = time.perf_counter(), 0
+    while True:
+        for name, (prepare, fn, sync) in impls.items():
+            if prepare():
+                fn()
+                sync()
+            t0 = time.perf_counter()
+            for _ in range(reps[name]):
+                fn()
+            sync()
+            best[name] = min(best[name], (time.perf_counter() - t0) / reps[name])
+        rounds += 1
+        if (rounds >= 5 and time.perf_counter() - start > budget * len(impls)) or rounds >= 200:
             return best
 
 
@@ -89,23 +102,40 @@ def _measure(shape, rng, np_be, cl_be, configs, clb, budget) -> dict:
     b = rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32)
     oa, ob = (a.T if ta else a), (b.T if tb else b)
     out = np.empty((m, n), np.float32)
-    row = {
-        "OpenBLAS": _timer(lambda: np.matmul(oa, ob, out=out), lambda: None, budget),
-        "numpy backend": _timer(lambda: np_be.gemm(a, b, trans_a=ta, trans_b=tb),
-                                lambda: None, budget),
+
+    def nothing():
+        return False
+
+    impls = {
+        "OpenBLAS": (nothing, lambda: np.matmul(oa, ob, out=out), nothing),
+        "numpy backend": (nothing, lambda: np_be.gemm(a, b, trans_a=ta, trans_b=tb), nothing),
     }
-    if cl_be is None:
-        return row
-    da, db, dc = cl_be.asarray(a), cl_be.asarray(b), cl_be.empty((m, n))
-    ref = oa.astype(np.float64) @ ob
-    for name, (cfg, per_shape) in configs.items():
-        cl_be.gemm_config, cl_be.shape_configs = cfg, per_shape
-        row[name] = _timer(lambda: cl_be.gemm(da, db, trans_a=ta, trans_b=tb, out=dc),
-                           cl_be.synchronize, budget)
-        if not np.allclose(cl_be.to_host(dc), ref, rtol=1e-3, atol=1e-3 * np.sqrt(k)):
-            raise SystemExit(f"OpenCL gemm ({name}) gave wrong results at {label}")
-    if clb is not None:
-        row["CLBlast"] = _timer(lambda: clb(da, db, ta, tb, dc), cl_be.synchronize, budget)
+    if cl_be is not None:
+        da, db, dc = cl_be.asarray(a), cl_be.asarray(b), cl_be.empty((m, n))
+
+        def use(cfg, per_shape):
+            def prepare() -> bool:
+                if cl_be.gemm_config == cfg and cl_be.shape_configs == per_shape:
+                    return False
+                cl_be.gemm_config, cl_be.shape_configs = cfg, per_shape
+                return True
+            return prepare
+
+        for name, (cfg, per_shape) in configs.items():
+            impls[name] = (use(cfg, per_shape),
+                           lambda: cl_be.gemm(da, db, trans_a=ta, trans_b=tb, out=dc),
+                           cl_be.synchronize)
+        if clb is not None:
+            impls["CLBlast"] = (nothing, lambda: clb(da, db, ta, tb, dc), cl_be.synchronize)
+    row = _interleaved(impls, budget)
+    if cl_be is not None:
+        ref = oa.astype(np.float64) @ ob
+        for name, (cfg, per_shape) in configs.items():
+            use(cfg, per_shape)()
+            dc.fill(np.nan)
+            cl_be.gemm(da, db, trans_a=ta, trans_b=tb, out=dc)
+            if not np.allclose(cl_be.to_host(dc), ref, rtol=1e-3, atol=1e-3 * np.sqrt(k)):
+                raise SystemExit(f"OpenCL gemm ({name}) gave wrong results at {label}")
     return row
 
 
